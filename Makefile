@@ -1,0 +1,32 @@
+# Two commands on a fresh clone: `make test` and `make demo` (README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-all demo bench setup clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build on this machine's disk (DEVELOPERS.md); install it first so the
+# package's torch range is already satisfied and pip never pulls a multi-GB CUDA build.
+$(STAMP): setup.py setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "" 
+
+bench: $(STAMP)
+	$(VENV)/bin/gsvnet-bench
+
+demo: $(STAMP)
+	$(PY) -m gsvnet_ros.cli.demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info out

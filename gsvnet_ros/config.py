@@ -1,0 +1,180 @@
+"""Typed configuration: dataclasses loaded from YAML; unknown keys and wrong types are errors."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "RuntimeConfig",
+    "StreamConfig",
+    "GSVNetConfig",
+    "from_dict",
+    "load_config",
+]
+
+KeyframeNet = Literal["swiftnet_r18", "bisenet_r18"]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, missing, or has a value of the wrong type or range."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture switches of GSVNet (MODEL_SPEC.md)."""
+
+    keyframe_net: KeyframeNet = "swiftnet_r18"
+    num_classes: int = 19
+    keyframe_scale: float = 0.75
+    # Ideal-delay kernels: 3 (3x3, D=9) or 5 (5x5, D=17); learnable = Table A5's "learned kernels".
+    kernel_size: Literal[3, 5] = 3
+    learnable_kernels: bool = False
+    # "paper": D shifted copies + intra (K=D+1=10); "code": + an all-zero map (K=11).
+    fusion: Literal["paper", "code"] = "code"
+    # Edge map E: the paper's sigmoid of the Laplacian response, or the code's binarisation.
+    edge: Literal["binary", "sigmoid"] = "binary"
+    # Table 4 ablation: without the intra-frame net phi the guide sees only the edge map.
+    use_intra: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.num_classes >= 1, "model.num_classes", "an integer >= 1", self.num_classes)
+        _check(0.1 <= self.keyframe_scale <= 1.0, "model.keyframe_scale", "a number in [0.1, 1.0]",
+               self.keyframe_scale)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the networks run."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    backend: Literal["auto", "torch", "onnxruntime"] = "auto"
+    half: bool = False  # fp16 on CUDA only
+    channels_last: bool = False  # CUDA only
+    threads: int = 0  # 0 = library default
+    keyframe_weights: Optional[str] = None
+    propagation_weights: Optional[str] = None
+    onnx_cache_dir: Optional[str] = None  # default: ~/.cache/gsvnet_ros/onnx
+
+    def __post_init__(self) -> None:
+        ok = self.device in ("auto", "cpu", "cuda") or (
+            self.device.startswith("cuda:") and self.device[5:].isdigit())
+        _check(ok, "runtime.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+        _check(self.threads >= 0, "runtime.threads", "an integer >= 0", self.threads)
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Keyframe policy and output options of the streaming engine."""
+
+    keyframe_interval: int = 5  # l; 1 = plain per-frame segmentation
+    max_gap_s: float = 0.5  # a larger stamp gap forces a keyframe
+    output_resolution: Literal["full", "1/8"] = "full"
+    confidence: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.keyframe_interval >= 1, "stream.keyframe_interval", "an integer >= 1",
+               self.keyframe_interval)
+        _check(self.max_gap_s > 0, "stream.max_gap_s", "a number > 0", self.max_gap_s)
+
+
+@dataclass(frozen=True)
+class GSVNetConfig:
+    """The whole configuration: model, runtime and stream sections."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+
+
+def _check(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """True when value matches a (simple) type hint; int is accepted where float is expected."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section '{prefix or '<root>'}': expected a mapping, "
+                          f"got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; expected one of: "
+                          + ", ".join(prefix + k for k in fields))
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value, key + ".")
+            continue
+        if not _type_ok(value, hint):
+            raise ConfigError(f"config key '{key}': expected {_describe(hint)}, got {value!r}")
+        if hint is float:
+            value = float(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+                ) -> GSVNetConfig:
+    """Load a GSVNetConfig from YAML (defaults when path is None), then apply nested overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (expected a YAML file)")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        data = loaded
+    for section, values in (overrides or {}).items():
+        merged = dict(data.get(section) or {})
+        merged.update(values)
+        data[section] = merged
+    return from_dict(GSVNetConfig, data)
