@@ -1,0 +1,49 @@
+"""The one small interface both inference backends implement: a keyframe step and a propagation step."""
+from __future__ import annotations
+
+import abc
+
+import torch
+
+__all__ = ["Backend", "resolve_device"]
+
+
+def resolve_device(spec: str) -> torch.device:
+    """Map a config device string ('auto', 'cpu', 'cuda', 'cuda:N') to a torch.device.
+
+    'auto' picks the first CUDA device when one is present, else the CPU.
+    """
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{spec}' was asked for but CUDA is not available; "
+                           "expected 'auto' or 'cpu' on this machine")
+    return device
+
+
+class Backend(abc.ABC):
+    """Runs GSVNet's two stateless steps; the stream owns every piece of temporal state.
+
+    Tensors in and out live on ``self.device`` as float32: frames are RGB in [0, 1], shaped
+    (1, 3, H, W) for keyframes and (1, 3, H/8, W/8) for propagation, with H and W multiples of 32;
+    logits are (1, C, H/8, W/8).
+    """
+
+    name: str = "backend"
+    model_name: str = ""
+    num_classes: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @abc.abstractmethod
+    def keyframe(self, frame: torch.Tensor) -> torch.Tensor:
+        """Image network N on a full-resolution frame -> logits at 1/8 of the frame."""
+
+    @abc.abstractmethod
+    def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
+                  prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        """Flow, warp and guided spatially-varying convolution -> logits at 1/8 for this frame."""
+
+    def describe(self) -> str:
+        """One line for logs: backend, keyframe network and device."""
+        return f"{self.name} backend, {self.model_name}, {self.device}"

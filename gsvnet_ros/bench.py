@@ -1,0 +1,148 @@
+"""Latency per stage, keyframe vs non-keyframe, throughput by keyframe interval, and MACs."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models.gsvnet import GSVNet
+from .models.preprocess import downsample_1_8, normalize
+from .models.warp import backward_warp
+from .output_stage import LabelUpsampler
+from .stream import VideoSegmenter
+
+__all__ = [
+    "StreamTiming",
+    "moving_frames",
+    "time_stream",
+    "fps_by_interval",
+    "median_ms",
+    "propagation_breakdown",
+    "count_gmacs",
+    "gsvnet_gmacs",
+]
+
+
+def moving_frames(count: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
+    """A smooth textured scene panning a few pixels per frame (stand-in video for timing)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width + 4 * count].astype(np.float32)
+    canvas = np.zeros(yy.shape + (3,), np.float32)
+    for channel in range(3):
+        for _ in range(4):
+            fy, fx, phase = rng.uniform(0.005, 0.05), rng.uniform(0.005, 0.05), rng.uniform(0, 6.3)
+            canvas[..., channel] += np.sin(fy * yy + fx * xx + phase)
+    canvas = (canvas - canvas.min()) / (np.ptp(canvas) + 1e-6) * 255
+    canvas = canvas.astype(np.uint8)
+    return [np.ascontiguousarray(canvas[:, 4 * i: 4 * i + width]) for i in range(count)]
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:
+    """Median wall-clock milliseconds of fn() after warm-up."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(samples)
+
+
+@dataclass
+class StreamTiming:
+    """Per-frame milliseconds of one stream run, split by frame type and stage."""
+
+    keyframe_ms: list[float] = field(default_factory=list)
+    non_keyframe_ms: list[float] = field(default_factory=list)
+    keyframe_stages: dict[str, list[float]] = field(default_factory=dict)
+    non_keyframe_stages: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def keyframe_median(self) -> float:
+        return statistics.median(self.keyframe_ms)
+
+    @property
+    def non_keyframe_median(self) -> float:
+        return statistics.median(self.non_keyframe_ms)
+
+    def stage_medians(self, keyframe: bool) -> dict[str, float]:
+        stages = self.keyframe_stages if keyframe else self.non_keyframe_stages
+        return {name: statistics.median(values) for name, values in stages.items()}
+
+
+def time_stream(segmenter: VideoSegmenter, frames: Sequence[np.ndarray], interval: int,
+                warmup: int = 2, period_ns: int = 50_000_000) -> StreamTiming:
+    """Run the stream end to end (frame in memory -> full-resolution labels) and time every frame.
+
+    The first `warmup` keyframe intervals are run but not recorded.
+    """
+    segmenter.reset()
+    segmenter.keyframe_interval = interval
+    timing = StreamTiming()
+    skip = warmup * interval
+    for index, frame in enumerate(frames):
+        result = segmenter.step(frame, index * period_ns)
+        if index < skip:
+            continue
+        total = timing.keyframe_ms if result.is_keyframe else timing.non_keyframe_ms
+        stages = timing.keyframe_stages if result.is_keyframe else timing.non_keyframe_stages
+        total.append(result.timings_ms["total"])
+        for name, value in result.timings_ms.items():
+            stages.setdefault(name, []).append(value)
+    return timing
+
+
+def fps_by_interval(keyframe_ms: float, non_keyframe_ms: float, intervals: Sequence[int] = (1, 2, 3, 4, 5)
+                    ) -> dict[int, float]:
+    """Frames/s at each interval l: one keyframe and l-1 propagated frames per l frames."""
+    return {l: 1e3 * l / (keyframe_ms + (l - 1) * non_keyframe_ms) for l in intervals}
+
+
+def propagation_breakdown(model: GSVNet, height: int, width: int, repeats: int = 10
+                          ) -> dict[str, float]:
+    """Median ms of each stage of the non-keyframe path at full size height x width (torch eager)."""
+    h8, w8 = height // 8, width // 8
+    gen = torch.Generator().manual_seed(0)
+    frame = torch.rand(1, 3, height, width, generator=gen)
+    frame_1_8 = torch.rand(1, 3, h8, w8, generator=gen)
+    logits = torch.randn(1, model.num_classes, h8, w8, generator=gen)
+    upsampler = LabelUpsampler()
+    with torch.inference_mode():
+        current, previous = normalize(frame_1_8), normalize(frame_1_8.flip(-1))
+        flow = model.flow(current, previous)
+        warped = backward_warp(logits, flow)
+        stages = {
+            "downsample_1_8": median_ms(lambda: downsample_1_8(frame), repeats),
+            "flow_net": median_ms(lambda: model.flow(current, previous), repeats),
+            "warp": median_ms(lambda: backward_warp(logits, flow), repeats),
+            "gsv (intra, edge, guide, fusion)": median_ms(lambda: model.gsv(warped, current), repeats),
+            "output (upsample + argmax)": median_ms(lambda: upsampler(logits[0]), repeats),
+        }
+    return stages
+
+
+def count_gmacs(fn: Callable[[], object]) -> float:
+    """Multiply-accumulates (GMAC) of fn() measured with torch.utils.flop_counter (MAC = FLOP / 2)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        fn()
+    return counter.get_total_flops() / 2e9
+
+
+def gsvnet_gmacs(model: GSVNet, height: int, width: int) -> dict[str, float]:
+    """GMAC of a keyframe and of a non-keyframe at full size height x width, counted on the meta device."""
+    meta = torch.device("meta")
+    model_meta = type(model)(model.cfg).to(meta).eval()
+    frame = torch.zeros(1, 3, height, width, device=meta)
+    small = torch.zeros(1, 3, height // 8, width // 8, device=meta)
+    logits = torch.zeros(1, model.num_classes, height // 8, width // 8, device=meta)
+    return {
+        "keyframe": count_gmacs(lambda: model_meta.keyframe_forward(frame)),
+        "non_keyframe": count_gmacs(lambda: model_meta.propagate_forward(small, small, logits)),
+    }

@@ -1,0 +1,98 @@
+"""gsvnet-bench: keyframe vs non-keyframe latency, per-stage breakdown, frames/s by interval, GMAC."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from typing import Optional, Sequence
+
+import torch
+
+from .. import bench
+from ..stream import VideoSegmenter
+from .common import add_config_arguments, config_from_args, fail, parse_size
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gsvnet-bench", description=__doc__)
+    parser.add_argument("--size", type=parse_size, default=(1024, 512), help="WIDTHxHEIGHT (1024x512)")
+    parser.add_argument("--frames", type=int, default=40, help="frames streamed at interval 5 (40)")
+    parser.add_argument("--repeats", type=int, default=10, help="repeats per stage in the breakdown")
+    parser.add_argument("--no-macs", action="store_true", help="skip the GMAC count")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    add_config_arguments(parser)
+    parser.set_defaults(threads=2)
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    cfg = config_from_args(args)
+    torch.set_num_threads(cfg.runtime.threads or torch.get_num_threads())
+    width, height = args.size
+    segmenter = VideoSegmenter.from_config(cfg)
+    interval = 5
+    frames = bench.moving_frames(args.frames, height, width)
+    timing = bench.time_stream(segmenter, frames, interval=interval, warmup=1)
+    key_ms, non_ms = timing.keyframe_median, timing.non_keyframe_median
+    figures = {
+        "size": f"{width}x{height}",
+        "backend": segmenter.backend.describe(),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "keyframe_ms": key_ms,
+        "non_keyframe_ms": non_ms,
+        "non_keyframe_share": non_ms / key_ms,
+        "keyframe_stages_ms": timing.stage_medians(True),
+        "non_keyframe_stages_ms": timing.stage_medians(False),
+        "fps_by_interval": bench.fps_by_interval(key_ms, non_ms),
+        "frames_timed": {"keyframes": len(timing.keyframe_ms), "non_keyframes": len(timing.non_keyframe_ms)},
+    }
+    model = getattr(segmenter.backend, "model", None)
+    if model is not None:
+        figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
+        if not args.no_macs:
+            figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
+    return figures
+
+
+def print_report(figures: dict) -> None:
+    print(f"gsvnet-bench  {figures['size']}  {figures['backend']}  threads={figures['threads']}")
+    print(f"  keyframe step      {figures['keyframe_ms']:8.1f} ms (median, end to end)")
+    print(f"  non-keyframe step  {figures['non_keyframe_ms']:8.1f} ms")
+    print(f"  non-key / key      {100 * figures['non_keyframe_share']:8.1f} %")
+    for label, key in (("keyframe stages", "keyframe_stages_ms"), ("non-keyframe stages", "non_keyframe_stages_ms")):
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in figures[key].items() if k != "total")
+        print(f"  {label:19s} {parts} (ms)")
+    if "propagation_breakdown_ms" in figures:
+        print("  propagation path, per stage (ms):")
+        for name, value in figures["propagation_breakdown_ms"].items():
+            print(f"    {name:34s} {value:7.2f}")
+    print("  frames/s by keyframe interval: " + ", ".join(
+        f"l={l}: {fps:.1f}" for l, fps in figures["fps_by_interval"].items()))
+    if "gmacs" in figures:
+        g = figures["gmacs"]
+        print(f"  GMAC: keyframe {g['keyframe']:.2f}, non-keyframe {g['non_keyframe']:.3f} "
+              f"({100 * g['non_keyframe'] / g['keyframe']:.1f} % of a keyframe)")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.frames < 12:
+        return fail(f"--frames must be at least 12 to time both frame types, got {args.frames}")
+    from ..config import ConfigError
+    try:
+        figures = run(args)
+    except ConfigError as exc:
+        return fail(str(exc))
+    print_report(figures)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

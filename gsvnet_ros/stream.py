@@ -1,0 +1,223 @@
+"""VideoSegmenter: the only holder of temporal state; keyframe policy, propagation, output stage."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .backends.base import Backend
+from .config import GSVNetConfig, StreamConfig
+from .models.preprocess import downsample_1_8
+from .output_stage import FACTOR, LabelUpsampler
+
+__all__ = [
+    "SegmentationError",
+    "InputError",
+    "NonFiniteOutputError",
+    "SegmentationResult",
+    "VideoSegmenter",
+    "SIZE_MULTIPLE",
+]
+
+SIZE_MULTIPLE = 32  # the guiding net downsamples ×4 from 1/8 (MODEL_SPEC.md, data flow)
+STAGES = ("preprocess", "network", "output", "total")
+
+
+class SegmentationError(ValueError):
+    """Base class of the errors `VideoSegmenter.step` raises."""
+
+
+class InputError(SegmentationError):
+    """The frame given to `step()` is not an (H, W, 3) uint8 RGB array."""
+
+
+class NonFiniteOutputError(SegmentationError):
+    """The networks produced NaN or infinite logits (broken weights); the stream state was reset."""
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Labels of one frame and how they were made."""
+
+    labels: np.ndarray  # (H, W) or (ceil(H/8), ceil(W/8)) uint8 trainIds
+    is_keyframe: bool
+    keyframe_reason: str  # "" on non-keyframes
+    frames_since_keyframe: int
+    frame_index: int
+    stamp_ns: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    confidence: Optional[np.ndarray] = None  # same shape as labels, float32 in [0, 1]
+
+
+@dataclass
+class _StreamState:
+    """What must survive between frames; everything at 1/8 resolution (MODEL_SPEC.md)."""
+
+    size: tuple[int, int]
+    prev_frame_1_8: torch.Tensor
+    prev_logits_1_8: torch.Tensor
+    frames_since_keyframe: int
+    last_stamp_ns: int
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"frame must be a numpy array (H, W, 3) uint8 RGB, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"frame must be uint8 RGB, got dtype {frame.dtype}")
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"frame must have shape (H, W, 3) RGB, got {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise InputError(f"frame is empty: shape {frame.shape}; expected H >= 1 and W >= 1")
+
+
+class VideoSegmenter:
+    """Segments a video stream frame by frame with GSVNet (keyframe every l frames, propagation between).
+
+    One instance per camera stream; several instances may share one `Backend`.
+    """
+
+    def __init__(self, backend: Backend, stream_cfg: StreamConfig | None = None) -> None:
+        self.backend = backend
+        self.cfg = stream_cfg or StreamConfig()
+        self._interval = self.cfg.keyframe_interval
+        self._upsampler = LabelUpsampler()
+        self._state: Optional[_StreamState] = None
+        self._frame_index = 0
+        self._pending_reason = "first"
+
+    @classmethod
+    def from_config(cls, cfg: GSVNetConfig) -> "VideoSegmenter":
+        """Build the backend described by `cfg` (weights loaded once) and a stream on it."""
+        from .backends import build_backend
+
+        return cls(build_backend(cfg), cfg.stream)
+
+    @property
+    def keyframe_interval(self) -> int:
+        return self._interval
+
+    @keyframe_interval.setter
+    def keyframe_interval(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"keyframe_interval must be an integer >= 1, got {value!r}")
+        self._interval = value
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.model_name
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.backend.num_classes
+
+    def reset(self) -> None:
+        """Forget the temporal state: the next frame is a keyframe (reason "reset")."""
+        self._state = None
+        self._frame_index = 0
+        self._pending_reason = "reset"
+
+    def _keyframe_reason(self, size: tuple[int, int], stamp_ns: int, force_reason: Optional[str]) -> str:
+        state = self._state
+        if state is None:
+            return self._pending_reason
+        if force_reason:
+            return force_reason
+        if size != state.size:
+            return "size_change"
+        if stamp_ns < state.last_stamp_ns:
+            return "stamp_backwards"
+        if stamp_ns - state.last_stamp_ns > self.cfg.max_gap_s * 1e9:
+            return "gap"
+        if state.frames_since_keyframe + 1 >= self._interval:
+            return "interval"
+        return ""
+
+    def step(self, frame_rgb: np.ndarray, stamp_ns: int, *, force_reason: Optional[str] = None
+             ) -> SegmentationResult:
+        """Segment one (H, W, 3) uint8 RGB frame taken at `stamp_ns` nanoseconds."""
+        _check_frame(frame_rgb)
+        t_start = time.perf_counter()
+        height, width = frame_rgb.shape[:2]
+        reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
+        device = self.backend.device
+        with torch.inference_mode():
+            frame = self._to_tensor(frame_rgb, device)
+            frame_1_8 = downsample_1_8(frame)
+            t_pre = self._sync_time(frame)
+            if reason:
+                logits = self.backend.keyframe(frame)
+            else:
+                state = self._state
+                assert state is not None
+                logits = self.backend.propagate(frame_1_8, state.prev_frame_1_8, state.prev_logits_1_8)
+            if not bool(torch.isfinite(logits).all()):
+                self._state = None
+                self._pending_reason = "reset"
+                raise NonFiniteOutputError(
+                    "the networks produced NaN or infinite logits on this frame (check the weight "
+                    "files); expected finite values. The stream was reset.")
+            t_net = self._sync_time(logits)
+            labels, confidence = self._output(logits[0], height, width)
+            t_out = time.perf_counter()
+
+        since = 0 if reason else self._state.frames_since_keyframe + 1  # type: ignore[union-attr]
+        self._state = _StreamState((height, width), frame_1_8, logits, since, int(stamp_ns))
+        result = SegmentationResult(
+            labels=labels, confidence=confidence, is_keyframe=bool(reason), keyframe_reason=reason,
+            frames_since_keyframe=since, frame_index=self._frame_index, stamp_ns=int(stamp_ns),
+            timings_ms={"preprocess": 1e3 * (t_pre - t_start), "network": 1e3 * (t_net - t_pre),
+                        "output": 1e3 * (t_out - t_net), "total": 1e3 * (t_out - t_start)})
+        self._frame_index += 1
+        return result
+
+    @staticmethod
+    def _sync_time(tensor: torch.Tensor) -> float:
+        """perf_counter after the device finished the work that produced `tensor`."""
+        if tensor.is_cuda:
+            torch.cuda.synchronize(tensor.device)
+        return time.perf_counter()
+
+    @staticmethod
+    def _to_tensor(frame_rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (1, 3, H', W') float in [0, 1], H' and W' padded up to a multiple of 32.
+
+        The frame is uploaded as uint8 (4× fewer bytes than float) and padded by edge replication.
+        """
+        height, width = frame_rgb.shape[:2]
+        tensor = torch.from_numpy(np.ascontiguousarray(frame_rgb)).to(device, non_blocking=True)
+        tensor = tensor.permute(2, 0, 1)[None].float().div_(255.0)
+        pad_h = -height % SIZE_MULTIPLE
+        pad_w = -width % SIZE_MULTIPLE
+        if pad_h or pad_w:
+            tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
+        return tensor
+
+    def _output(self, logits_1_8: torch.Tensor, height: int, width: int
+                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Labels (and optionally confidence) at the requested resolution, one device->host copy each."""
+        if self.cfg.output_resolution == "1/8":
+            h8, w8 = -(-height // FACTOR), -(-width // FACTOR)
+            labels = logits_1_8.argmax(0).to(torch.uint8)[:h8, :w8]
+            confidence = None
+            if self.cfg.confidence:
+                confidence = logits_1_8.softmax(0).amax(0)[:h8, :w8]
+        else:
+            labels = self._upsampler(logits_1_8)[:height, :width]
+            confidence = None
+            if self.cfg.confidence:
+                # Max softmax probability at 1/8, upsampled bilinearly (cheap proxy at full size).
+                prob = logits_1_8.softmax(0).amax(0)[None, None]
+                confidence = F.interpolate(prob, scale_factor=FACTOR, mode="bilinear",
+                                           align_corners=False)[0, 0, :height, :width]
+        labels_np = labels.cpu().numpy()
+        conf_np = None if confidence is None else confidence.float().cpu().numpy()
+        return labels_np, conf_np
