@@ -135,7 +135,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> An
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config section '{prefix or '<root>'}': expected a mapping, "
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}': expected a mapping, "
                           f"got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
