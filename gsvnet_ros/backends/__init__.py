@@ -4,11 +4,48 @@ from __future__ import annotations
 from ..config import GSVNetConfig
 from .base import Backend, resolve_device
 
-__all__ = ["Backend", "build_backend", "resolve_device"]
+__all__ = ["Backend", "build_backend", "build_model", "choose_backend", "resolve_device"]
 
 
-def build_backend(cfg: GSVNetConfig) -> Backend:
-    """The backend `cfg.runtime.backend` names; 'auto' = ONNX Runtime on CPU when installed, else torch."""
+def choose_backend(cfg: GSVNetConfig) -> str:
+    """'torch' or 'onnxruntime': `auto` means ONNX Runtime on the CPU when installed, torch on CUDA."""
+    from .onnxruntime_backend import onnxruntime_available
+
+    wanted = cfg.runtime.backend
+    if wanted == "auto":
+        on_cpu = resolve_device(cfg.runtime.device).type == "cpu"
+        return "onnxruntime" if on_cpu and onnxruntime_available() else "torch"
+    if wanted == "onnxruntime" and not onnxruntime_available():
+        raise RuntimeError("backend 'onnxruntime' was asked for but the onnxruntime package is not "
+                           "installed; expected `pip install onnxruntime` or backend: torch")
+    return wanted
+
+
+def build_model(cfg: GSVNetConfig):
+    """The GSVNet of `cfg.model` with `cfg.runtime` weight files loaded (untrained where none given)."""
+    from ..models.build import build_gsvnet
+    from ..models.weights import load_weights
+
+    model = build_gsvnet(cfg.model)
+    if cfg.runtime.keyframe_weights:
+        load_weights(model, cfg.runtime.keyframe_weights, part="keyframe")
+    if cfg.runtime.propagation_weights:
+        load_weights(model, cfg.runtime.propagation_weights, part="propagation")
+    return model.eval()
+
+
+def build_backend(cfg: GSVNetConfig, model=None) -> Backend:
+    """The backend `cfg` asks for, on `model` or on a model built and loaded from `cfg`."""
+    import torch
+
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    model = build_model(cfg) if model is None else model
+    if choose_backend(cfg) == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend.from_config(cfg, model)
     from .torch_backend import TorchBackend
 
-    return TorchBackend.from_config(cfg)
+    return TorchBackend(model, resolve_device(cfg.runtime.device), half=cfg.runtime.half,
+                        channels_last=cfg.runtime.channels_last)

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..config import GSVNetConfig
-from ..models.build import build_gsvnet
 from ..models.gsvnet import GSVNet
-from .base import Backend, resolve_device
+from .base import Backend
 
 __all__ = ["TorchBackend"]
 
@@ -29,22 +27,6 @@ class TorchBackend(Backend):
         self.device = device
         self.model_name = model.cfg.keyframe_net
         self.num_classes = model.num_classes
-
-    @classmethod
-    def from_config(cls, cfg: GSVNetConfig, model: GSVNet | None = None) -> "TorchBackend":
-        """Build the model of `cfg.model`, load `cfg.runtime` weights, place it on the device."""
-        from ..models.weights import load_weights
-
-        if model is None:
-            model = build_gsvnet(cfg.model)
-            if cfg.runtime.keyframe_weights:
-                load_weights(model, cfg.runtime.keyframe_weights, part="keyframe")
-            if cfg.runtime.propagation_weights:
-                load_weights(model, cfg.runtime.propagation_weights, part="propagation")
-        if cfg.runtime.threads:
-            torch.set_num_threads(cfg.runtime.threads)
-        return cls(model, resolve_device(cfg.runtime.device), half=cfg.runtime.half,
-                   channels_last=cfg.runtime.channels_last)
 
     def _cast(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(dtype=self.dtype, memory_format=self.memory_format)

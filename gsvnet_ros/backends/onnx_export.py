@@ -1,0 +1,135 @@
+"""Export GSVNet's keyframe and propagation steps to ONNX, cached by weight hash and input size."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from .. import __version__
+from ..models.gsvnet import GSVNet
+
+__all__ = [
+    "OPSET",
+    "PARTS",
+    "default_cache_dir",
+    "model_fingerprint",
+    "export_part",
+    "cached_export",
+]
+
+OPSET = 17  # grid_sample needs opset >= 16
+PARTS = ("keyframe", "propagation")
+
+
+class _KeyframeGraph(nn.Module):
+    """frame (1, 3, H, W) float RGB [0, 1] -> logits (1, C, H/8, W/8)."""
+
+    def __init__(self, model: GSVNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.model.keyframe_forward(frame)
+
+
+class _PropagationGraph(nn.Module):
+    """(frame_1_8, prev_frame_1_8, prev_logits_1_8) -> logits_1_8: flow, warp and GSV fusion as one graph."""
+
+    def __init__(self, model: GSVNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
+                prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        return self.model.propagate_forward(frame_1_8, prev_frame_1_8, prev_logits_1_8)
+
+
+def default_cache_dir() -> Path:
+    """~/.cache/gsvnet_ros/onnx, or $XDG_CACHE_HOME/gsvnet_ros/onnx."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gsvnet_ros" / "onnx"
+
+
+def model_fingerprint(model: GSVNet) -> str:
+    """sha256 over the model config and every parameter and buffer (names, shapes, bytes)."""
+    digest = hashlib.sha256(json.dumps(asdict(model.cfg), sort_keys=True).encode())
+    digest.update(f"{torch.__version__}|{__version__}|opset{OPSET}".encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _example_inputs(model: GSVNet, part: str, height: int, width: int) -> tuple[torch.Tensor, ...]:
+    if part == "keyframe":
+        return (torch.rand(1, 3, height, width),)
+    h8, w8 = height // 8, width // 8
+    return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8),
+            torch.randn(1, model.num_classes, h8, w8))
+
+
+def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -> None:
+    """Write the ONNX graph of one part for frames of height x width to `path` (atomically)."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+    graph = _KeyframeGraph(model) if part == "keyframe" else _PropagationGraph(model)
+    graph = graph.eval().to("cpu", torch.float32)
+    inputs = _example_inputs(model, part, height, width)
+    names = ["frame"] if part == "keyframe" else ["frame_1_8", "prev_frame_1_8", "prev_logits_1_8"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(graph, inputs, tmp_name, input_names=names, output_names=["logits_1_8"],
+                              opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_export(model: GSVNet, part: str, height: int, width: int,
+                  cache_dir: Optional[Path] = None, fingerprint: Optional[str] = None) -> Path:
+    """Path of a verified ONNX file for (model weights, part, size), exporting it when needed.
+
+    Each graph has a sidecar JSON holding the model fingerprint and the sha256 of the graph file.
+    A graph whose bytes no longer match its sidecar (corrupt, truncated, replaced) or whose
+    fingerprint is another model's is rebuilt, never used.
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    fingerprint = fingerprint or model_fingerprint(model)
+    stem = f"{model.cfg.keyframe_net}_{part}_{height}x{width}_{fingerprint[:16]}"
+    graph_path, sidecar_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
+    if graph_path.is_file() and sidecar_path.is_file():
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+        except (OSError, ValueError):
+            sidecar = {}
+        if sidecar.get("fingerprint") == fingerprint and sidecar.get("sha256") == _file_sha256(graph_path):
+            return graph_path
+    export_part(model, part, height, width, graph_path)
+    sidecar = {"fingerprint": fingerprint, "sha256": _file_sha256(graph_path), "part": part,
+               "size": [height, width], "opset": OPSET, "torch": torch.__version__}
+    tmp_sidecar = sidecar_path.with_suffix(".json.tmp")
+    tmp_sidecar.write_text(json.dumps(sidecar, indent=1))
+    os.replace(tmp_sidecar, sidecar_path)
+    return graph_path

@@ -1,0 +1,93 @@
+"""ONNX Runtime backend: the exported keyframe and propagation graphs, one session pair per frame size."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import GSVNetConfig
+from ..models.gsvnet import GSVNet
+from .base import Backend
+from .onnx_export import cached_export, model_fingerprint
+
+__all__ = ["OnnxRuntimeBackend", "onnxruntime_available"]
+
+
+def onnxruntime_available() -> bool:
+    """True when the onnxruntime package imports."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs GSVNet's two steps as ONNX graphs exported on first use of a size (and cached on disk).
+
+    Uses the CUDA execution provider when `device` is CUDA and the installed onnxruntime has it
+    (onnxruntime-gpu); the CPU provider otherwise. Tensors cross to the session as numpy on the CPU.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
+                 cache_dir: Optional[str] = None) -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.model = model.eval().to("cpu", torch.float32)
+        self.model_name = model.cfg.keyframe_net
+        self.num_classes = model.num_classes
+        self.device = torch.device("cpu")
+        self._threads = threads
+        self._cache_dir = Path(cache_dir) if cache_dir else None
+        self._fingerprint = model_fingerprint(self.model)
+        available = ort.get_available_providers()
+        self.providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
+                          if use_cuda and "CUDAExecutionProvider" in available
+                          else ["CPUExecutionProvider"])
+        self._sessions: dict[tuple[str, int, int], object] = {}
+
+    @classmethod
+    def from_config(cls, cfg: GSVNetConfig, model: GSVNet) -> "OnnxRuntimeBackend":
+        wants_cuda = cfg.runtime.device.startswith("cuda") or (
+            cfg.runtime.device == "auto" and torch.cuda.is_available())
+        return cls(model, threads=cfg.runtime.threads, use_cuda=wants_cuda,
+                   cache_dir=cfg.runtime.onnx_cache_dir)
+
+    def describe(self) -> str:
+        return f"{self.name} backend ({self.providers[0]}), {self.model_name}"
+
+    def session(self, part: str, height: int, width: int):
+        """The InferenceSession for `part` at full-resolution size height x width (exported once)."""
+        key = (part, height, width)
+        if key not in self._sessions:
+            path = cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint)
+            options = self._ort.SessionOptions()
+            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self._threads:
+                options.intra_op_num_threads = self._threads
+                options.inter_op_num_threads = 1
+            self._sessions[key] = self._ort.InferenceSession(str(path), options,
+                                                             providers=self.providers)
+        return self._sessions[key]
+
+    @staticmethod
+    def _numpy(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+
+    def keyframe(self, frame: torch.Tensor) -> torch.Tensor:
+        height, width = int(frame.shape[-2]), int(frame.shape[-1])
+        (logits,) = self.session("keyframe", height, width).run(None, {"frame": self._numpy(frame)})
+        return torch.from_numpy(logits)
+
+    def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
+                  prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
+        feeds = {"frame_1_8": self._numpy(frame_1_8), "prev_frame_1_8": self._numpy(prev_frame_1_8),
+                 "prev_logits_1_8": self._numpy(prev_logits_1_8)}
+        (logits,) = self.session("propagation", height, width).run(None, feeds)
+        return torch.from_numpy(logits)

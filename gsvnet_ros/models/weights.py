@@ -1,0 +1,183 @@
+"""Weight files: fp16 state dict + metadata, atomic writes, weights_only=True reads, named errors."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+__all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
+           "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
+           "load_weights", "weights_sha256"]
+
+FORMAT = "gsvnet_ros.weights"
+FORMAT_VERSION = 1
+PARTS = ("keyframe", "propagation")
+_SHOW = 5  # keys listed per kind in a mismatch message
+
+
+class WeightsError(Exception):
+    """A weight file cannot be used: missing, corrupted, or made for another model."""
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """The weight file does not exist."""
+
+
+class WeightsCorruptError(WeightsError):
+    """The file is truncated, corrupted, or not a gsvnet_ros weight file."""
+
+
+class WeightsMismatchError(WeightsError):
+    """The file holds weights for another architecture, part, or number of classes."""
+
+
+def _check_part(part: str) -> None:
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+
+
+def _part_modules(model: nn.Module, part: str) -> dict[str, nn.Module]:
+    """prefix -> sub-module held by a file of `part`; a bare image net is its own keyframe part."""
+    _check_part(part)
+    if part == "keyframe":
+        return {"": getattr(model, "keyframe_net", model)}
+    if not (hasattr(model, "flow_net") and hasattr(model, "gsv")):
+        raise ValueError(f"{type(model).__name__} has no flow_net/gsv: cannot hold propagation weights")
+    return {"flow_net.": model.flow_net, "gsv.": model.gsv}
+
+
+def part_state_dict(model: nn.Module, part: str) -> dict[str, torch.Tensor]:
+    """State dict a `part` file holds: keyframe -> keyframe_net's keys; propagation -> flow_net.*, gsv.*."""
+    return {prefix + key: value for prefix, sub in _part_modules(model, part).items()
+            for key, value in sub.state_dict().items()}
+
+
+def weights_meta(model: nn.Module, part: str, **extra: Any) -> dict[str, Any]:
+    """Metadata for a file of `part`: architecture, num_classes, the ModelConfig switches, extras."""
+    _check_part(part)
+    cfg = getattr(model, "cfg", None)
+    config = dataclasses.asdict(cfg) if cfg is not None else {}
+    if part == "keyframe":
+        net = getattr(model, "keyframe_net", model)
+        from .build import KEYFRAME_NETS  # late import: build pulls in every network
+        names = [name for name, factory in KEYFRAME_NETS.items() if factory is type(net)]
+        arch = names[0] if names else type(net).__name__
+        num_classes = getattr(net, "num_classes", config.get("num_classes"))
+    else:
+        arch, num_classes = "gsvnet_propagation", config.get("num_classes")
+    return {"architecture": arch, "part": part, "num_classes": num_classes, "config": config, **extra}
+
+
+def _check_meta(value: Any, where: str = "meta") -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be str, got {key!r}")
+            _check_meta(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_meta(item, f"{where}[{i}]")
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise TypeError(f"{where}: only str/int/float/bool/None, lists and dicts can be stored, "
+                        f"got {type(value).__name__}")
+
+
+def save_weights(module_or_state: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike, *,
+                 half: bool = True, meta: Mapping[str, Any]) -> Path:
+    """Write a state dict (floating tensors as fp16 when `half`) and `meta` atomically (temp + os.replace)."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    _check_meta(dict(meta))
+    tensors = {}
+    for key, value in state.items():
+        value = value.detach().cpu()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[key] = value.contiguous().clone()
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": dict(meta), "state_dict": tensors}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) of a weight file, loaded with torch.load(weights_only=True) on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, unsupported global, ...
+        raise WeightsCorruptError(f"corrupted or not a gsvnet_ros weight file: {path} "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                                  ) from None
+    ok = (isinstance(payload, dict) and payload.get("format") == FORMAT
+          and isinstance(payload.get("state_dict"), dict) and isinstance(payload.get("meta"), dict)
+          and all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()))
+    if not ok:
+        raise WeightsCorruptError(f"corrupted or not a gsvnet_ros weight file: {path} "
+                                  f"(no '{FORMAT}' header with a state_dict; a plain torch checkpoint?)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise WeightsCorruptError(f"weight file {path} has format version {payload['format_version']}; "
+                                  f"this gsvnet_ros reads up to {FORMAT_VERSION}")
+    return payload["state_dict"], payload["meta"]
+
+
+def _first(keys: set[str]) -> str:
+    shown = sorted(keys)[:_SHOW]
+    more = f" (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
+    return ", ".join(shown) + more
+
+
+def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> dict[str, Any]:
+    """Load a `part` file ("keyframe" or "propagation") into a GSVNet (or a bare image net for keyframe).
+
+    Tensors are cast back to the module's dtypes. Returns the file's metadata.
+    """
+    modules = _part_modules(module, part)
+    state, meta = read_weights(path)
+    what = f"weights file {Path(path)} (architecture {meta.get('architecture', '?')!r}, part " \
+           f"{meta.get('part', '?')!r})"
+    if meta.get("part", part) != part:
+        raise WeightsMismatchError(f"{what} holds {meta['part']!r} weights, but {part!r} weights "
+                                   f"were asked for")
+    target = part_state_dict(module, part)
+    missing, unexpected = set(target) - set(state), set(state) - set(target)
+    if missing or unexpected:
+        raise WeightsMismatchError(
+            f"{what} does not match this {part} model ({type(next(iter(modules.values()))).__name__}): "
+            f"{len(missing)} missing keys [{_first(missing)}], {len(unexpected)} unexpected keys "
+            f"[{_first(unexpected)}]")
+    for key, value in target.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise WeightsMismatchError(f"{what}: shape mismatch for '{key}': file has "
+                                       f"{tuple(state[key].shape)}, model expects {tuple(value.shape)}")
+    for prefix, sub in modules.items():
+        sub_state = {key[len(prefix):]: state[key].to(target[key].dtype)
+                     for key in target if key.startswith(prefix)}
+        sub.load_state_dict(sub_state, strict=True)
+    return meta
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a weight file (model card, ONNX cache keys)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,105 @@
+"""ONNX Runtime backend: parity with PyTorch per graph and size, cache reuse, corrupt cache rebuilt."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gsvnet_ros.backends import build_backend, choose_backend
+from gsvnet_ros.backends.onnx_export import cached_export, model_fingerprint
+from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+from gsvnet_ros.config import GSVNetConfig, ModelConfig
+from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.stream import VideoSegmenter
+
+pytest.importorskip("onnxruntime")
+
+SIZES = [(64, 64), (96, 160), (128, 256)]
+
+
+def _model(keyframe_net: str = "swiftnet_r18", seed: int = 0):
+    """A random model whose keyframe logits are scaled to a trained net's range (std ≈ 5)."""
+    torch.manual_seed(seed)
+    model = build_gsvnet(ModelConfig(keyframe_net=keyframe_net)).eval()
+    last_conv = [m for m in model.keyframe_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        std = model.keyframe_forward(torch.rand(1, 3, 64, 64)).std()
+        last_conv.weight.mul_(5 / std)
+        if last_conv.bias is not None:
+            last_conv.bias.mul_(5 / std)
+    return model
+
+
+@pytest.fixture(scope="module", params=["swiftnet_r18", "bisenet_r18"])
+def pair(request, tmp_path_factory):
+    model = _model(request.param)
+    backend = OnnxRuntimeBackend(model, threads=2, cache_dir=str(tmp_path_factory.mktemp("onnx")))
+    return model, backend
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_keyframe_graph_matches_pytorch(pair, size):
+    model, backend = pair
+    frame = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = model.keyframe_forward(frame)
+    got = backend.keyframe(frame)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= 1e-3
+    assert (got.argmax(1) == expected.argmax(1)).float().mean().item() >= 0.999
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_propagation_graph_matches_pytorch(pair, size):
+    model, backend = pair
+    gen = torch.Generator().manual_seed(2)
+    h8, w8 = size[0] // 8, size[1] // 8
+    frame, prev = torch.rand(1, 3, h8, w8, generator=gen), torch.rand(1, 3, h8, w8, generator=gen)
+    logits = 5 * torch.randn(1, 19, h8, w8, generator=gen)
+    with torch.inference_mode():
+        expected = model.propagate_forward(frame, prev, logits)
+    got = backend.propagate(frame, prev, logits)
+    assert (got - expected).abs().max().item() <= 1e-3
+    assert (got.argmax(1) == expected.argmax(1)).float().mean().item() >= 0.999
+
+
+def test_stream_labels_agree_between_backends(tmp_path):
+    from gsvnet_ros.backends.torch_backend import TorchBackend
+
+    model = _model()
+    frames = [np.random.default_rng(i).integers(0, 256, (70, 100, 3), dtype=np.uint8) for i in range(4)]
+    torch_seg = VideoSegmenter(TorchBackend(model, torch.device("cpu")))
+    ort_seg = VideoSegmenter(OnnxRuntimeBackend(model, cache_dir=str(tmp_path)))
+    for i, frame in enumerate(frames):
+        a, b = torch_seg.step(frame, i), ort_seg.step(frame, i)
+        assert a.is_keyframe == b.is_keyframe
+        assert (a.labels == b.labels).mean() >= 0.999
+
+
+def test_cached_export_is_reused_and_a_corrupt_one_rebuilt(tmp_path):
+    model = _model()
+    first = cached_export(model, "propagation", 64, 64, tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert cached_export(model, "propagation", 64, 64, tmp_path) == first
+    assert first.stat().st_mtime_ns == stamp  # reused, not re-exported
+    good = first.read_bytes()
+    first.write_bytes(good[: len(good) // 2])  # truncated
+    assert cached_export(model, "propagation", 64, 64, tmp_path).read_bytes() == good
+    other = cached_export(model, "keyframe", 64, 64, tmp_path)
+    first.write_bytes(other.read_bytes())  # a graph of another part under this name
+    rebuilt = cached_export(model, "propagation", 64, 64, tmp_path)
+    assert rebuilt.read_bytes() == good
+
+
+def test_other_weights_get_another_cache_entry(tmp_path):
+    a, b = _model(seed=0), _model(seed=1)
+    assert model_fingerprint(a) != model_fingerprint(b)
+    assert cached_export(a, "propagation", 64, 64, tmp_path) != cached_export(b, "propagation", 64, 64, tmp_path)
+
+
+def test_auto_picks_onnxruntime_on_cpu():
+    cfg = GSVNetConfig()
+    cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, device="cpu"))
+    assert choose_backend(cfg) == "onnxruntime"
+    cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, backend="torch"))
+    assert build_backend(cfg).name == "torch"

@@ -1,0 +1,150 @@
+"""Weight files: fp16 round trip per part, atomic writes, weights_only loading, named errors."""
+import pytest
+import torch
+
+from gsvnet_ros.config import ModelConfig
+from gsvnet_ros.models import GSVNet
+from gsvnet_ros.models.bisenet import BiSeNetR18
+from gsvnet_ros.models.swiftnet import SwiftNetR18
+from gsvnet_ros.models.weights import (WeightsCorruptError, WeightsError, WeightsMismatchError,
+                                       WeightsNotFoundError, load_weights, part_state_dict, read_weights,
+                                       save_weights, weights_meta, weights_sha256)
+
+
+def _prop_net(**kw):
+    return GSVNet(ModelConfig(num_classes=4, **kw), keyframe_net=torch.nn.Identity())
+
+
+def _randomise(module):
+    with torch.no_grad():
+        for t in module.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.randn_like(t))
+
+
+def test_propagation_round_trip_in_fp16(tmp_path):
+    torch.manual_seed(0)
+    src, dst = _prop_net(), _prop_net()
+    _randomise(src)
+    path = save_weights(part_state_dict(src, "propagation"), tmp_path / "prop.pt",
+                        meta=weights_meta(src, "propagation"))
+    state, meta = read_weights(path)
+    assert all(v.dtype == torch.float16 for k, v in state.items() if not k.endswith("num_batches_tracked"))
+    assert state["gsv.guide.a.1.num_batches_tracked"].dtype == torch.int64
+    assert meta["architecture"] == "gsvnet_propagation" and meta["num_classes"] == 4
+    assert meta["config"]["fusion"] == "code" and meta["part"] == "propagation"
+    returned = load_weights(dst, path, part="propagation")
+    assert returned == meta
+    for key, value in part_state_dict(src, "propagation").items():
+        loaded = part_state_dict(dst, "propagation")[key]
+        assert loaded.dtype == value.dtype  # cast back to the module's dtype
+        expected = value.half().to(value.dtype) if value.is_floating_point() else value
+        assert torch.equal(loaded, expected), key
+
+
+def test_keyframe_round_trip_into_a_gsvnet_and_a_bare_net(tmp_path):
+    torch.manual_seed(0)
+    src = SwiftNetR18(3)
+    path = save_weights(src, tmp_path / "key.pt", half=False, meta=weights_meta(src, "keyframe"))
+    bare = SwiftNetR18(3)
+    load_weights(bare, path, part="keyframe")
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), bare.state_dict().values()))
+    net = GSVNet(ModelConfig(num_classes=3))
+    meta = load_weights(net, path, part="keyframe")
+    assert meta["architecture"] == "swiftnet_r18"
+    assert torch.equal(net.keyframe_net.logits.conv.weight, src.logits.conv.weight)
+
+
+def test_loading_casts_to_the_module_dtype(tmp_path):
+    src = _prop_net()
+    path = save_weights(part_state_dict(src, "propagation"), tmp_path / "p.pt", meta={"x": [1, 2.0, None]})
+    dst = _prop_net().double()
+    load_weights(dst, path, part="propagation")
+    assert dst.flow_net.to_flow.weight.dtype == torch.float64
+
+
+def test_save_is_atomic_and_overwrites(tmp_path):
+    path = tmp_path / "sub" / "w.pt"
+    save_weights(torch.nn.Linear(2, 2), path, meta={"v": 1})
+    first = weights_sha256(path)
+    save_weights(torch.nn.Linear(2, 2), path, meta={"v": 2})
+    assert [p.name for p in path.parent.iterdir()] == ["w.pt"]  # no temp files left behind
+    assert weights_sha256(path) != first and read_weights(path)[1] == {"v": 2}
+
+
+def test_meta_must_be_plain_data(tmp_path):
+    with pytest.raises(TypeError, match=r"meta\.bad"):
+        save_weights(torch.nn.Linear(2, 2), tmp_path / "w.pt", meta={"bad": object()})
+    assert not (tmp_path / "w.pt").exists()
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nope.pt"
+    with pytest.raises(WeightsNotFoundError, match="weights file not found: .*nope.pt"):
+        load_weights(_prop_net(), path, part="propagation")
+    assert issubclass(WeightsNotFoundError, FileNotFoundError)
+
+
+def test_file_for_another_architecture_lists_missing_and_unexpected_keys(tmp_path):
+    src = BiSeNetR18(3)
+    path = save_weights(src, tmp_path / "bise.pt", meta=weights_meta(src, "keyframe"))
+    with pytest.raises(WeightsMismatchError) as err:
+        load_weights(GSVNet(ModelConfig(num_classes=3)), path, part="keyframe")
+    msg = str(err.value)
+    assert "'bisenet_r18'" in msg and "missing keys" in msg and "unexpected keys" in msg
+    assert "backbone.bn1.bias" in msg and "arms.0." in msg and "more)" in msg
+
+
+def test_wrong_part_is_rejected(tmp_path):
+    src = _prop_net()
+    path = save_weights(part_state_dict(src, "propagation"), tmp_path / "p.pt",
+                        meta=weights_meta(src, "propagation"))
+    with pytest.raises(WeightsMismatchError, match="holds 'propagation' weights, but 'keyframe'"):
+        load_weights(SwiftNetR18(4), path, part="keyframe")
+    with pytest.raises(ValueError, match="part must be one of"):
+        load_weights(src, path, part="all")
+
+
+def test_shape_mismatch_names_the_key_and_both_shapes(tmp_path):
+    src = _prop_net()
+    path = save_weights(part_state_dict(src, "propagation"), tmp_path / "p.pt",
+                        meta=weights_meta(src, "propagation"))
+    other = GSVNet(ModelConfig(num_classes=5), keyframe_net=torch.nn.Identity())
+    expected = (r"shape mismatch for 'gsv\.intra\.layers\.6\.weight': "
+                r"file has \(4, 32, 3, 3\), model expects \(5, 32, 3, 3\)")
+    with pytest.raises(WeightsMismatchError, match=expected):
+        load_weights(other, path, part="propagation")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "plain_state_dict", "empty"])
+def test_corrupted_files_are_reported(tmp_path, damage):
+    path = tmp_path / "w.pt"
+    save_weights(_prop_net().flow_net, path, meta={})
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00not a torch file" * 100)
+    elif damage == "plain_state_dict":
+        torch.save(_prop_net().flow_net.state_dict(), path)
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(WeightsCorruptError, match=f"corrupted or not a gsvnet_ros weight file: {path}"):
+        read_weights(path)
+    assert issubclass(WeightsCorruptError, WeightsError)
+
+
+class _Payload:
+    """Would run code at unpickling time if the file were loaded without weights_only."""
+
+    def __reduce__(self):
+        return (exec, ("open(%r, 'w').close()" % str(_Payload.marker),))
+
+
+def test_loading_uses_weights_only(tmp_path):
+    _Payload.marker = tmp_path / "executed"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        torch.save({"format": "gsvnet_ros.weights", "meta": {}, "state_dict": {}, "x": _Payload()}, handle)
+    with pytest.raises(WeightsCorruptError, match="corrupted or not a gsvnet_ros weight file"):
+        read_weights(path)
+    assert not _Payload.marker.exists()
