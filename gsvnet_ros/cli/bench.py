@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from .. import bench
+from ..backends import build_backend, build_model
 from ..stream import VideoSegmenter
 from .common import add_config_arguments, config_from_args, fail, parse_size
 
@@ -20,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=parse_size, default=(1024, 512), help="WIDTHxHEIGHT (1024x512)")
     parser.add_argument("--frames", type=int, default=40, help="frames streamed at interval 5 (40)")
     parser.add_argument("--repeats", type=int, default=10, help="repeats per stage in the breakdown")
+    parser.add_argument("--backends", default="torch,onnxruntime",
+                        help="comma-separated backends to time in this run (torch,onnxruntime)")
     parser.add_argument("--no-macs", action="store_true", help="skip the GMAC count")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     add_config_arguments(parser)
@@ -27,54 +31,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
-    cfg = config_from_args(args)
-    torch.set_num_threads(cfg.runtime.threads or torch.get_num_threads())
-    width, height = args.size
-    segmenter = VideoSegmenter.from_config(cfg)
-    interval = 5
-    frames = bench.moving_frames(args.frames, height, width)
+def time_backend(cfg, model, frames, interval: int = 5) -> dict:
+    """End-to-end stream timing (frame in memory -> full-resolution labels) on one backend."""
+    segmenter = VideoSegmenter(build_backend(cfg, model), cfg.stream)
     timing = bench.time_stream(segmenter, frames, interval=interval, warmup=1)
     key_ms, non_ms = timing.keyframe_median, timing.non_keyframe_median
-    figures = {
-        "size": f"{width}x{height}",
+    return {
         "backend": segmenter.backend.describe(),
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
         "keyframe_ms": key_ms,
         "non_keyframe_ms": non_ms,
         "non_keyframe_share": non_ms / key_ms,
         "keyframe_stages_ms": timing.stage_medians(True),
         "non_keyframe_stages_ms": timing.stage_medians(False),
         "fps_by_interval": bench.fps_by_interval(key_ms, non_ms),
-        "frames_timed": {"keyframes": len(timing.keyframe_ms), "non_keyframes": len(timing.non_keyframe_ms)},
+        "frames_timed": {"keyframes": len(timing.keyframe_ms),
+                         "non_keyframes": len(timing.non_keyframe_ms)},
     }
-    model = getattr(segmenter.backend, "model", None)
-    if model is not None:
-        figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
-        if not args.no_macs:
-            figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
+
+
+def run(args: argparse.Namespace) -> dict:
+    base = config_from_args(args)
+    torch.set_num_threads(base.runtime.threads or torch.get_num_threads())
+    width, height = args.size
+    model = build_model(base)
+    frames = bench.moving_frames(args.frames, height, width)
+    figures: dict = {"size": f"{width}x{height}", "threads": torch.get_num_threads(),
+                     "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                     "keyframe_net": base.model.keyframe_net,
+                     "weights": {"keyframe": base.runtime.keyframe_weights,
+                                 "propagation": base.runtime.propagation_weights},
+                     "backends": {}}
+    for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        cfg = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, backend=name))
+        figures["backends"][name] = time_backend(cfg, model, frames)
+    figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
+    if not args.no_macs:
+        figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
     return figures
 
 
 def print_report(figures: dict) -> None:
-    print(f"gsvnet-bench  {figures['size']}  {figures['backend']}  threads={figures['threads']}")
-    print(f"  keyframe step      {figures['keyframe_ms']:8.1f} ms (median, end to end)")
-    print(f"  non-keyframe step  {figures['non_keyframe_ms']:8.1f} ms")
-    print(f"  non-key / key      {100 * figures['non_keyframe_share']:8.1f} %")
-    for label, key in (("keyframe stages", "keyframe_stages_ms"), ("non-keyframe stages", "non_keyframe_stages_ms")):
-        parts = ", ".join(f"{k} {v:.1f}" for k, v in figures[key].items() if k != "total")
-        print(f"  {label:19s} {parts} (ms)")
-    if "propagation_breakdown_ms" in figures:
-        print("  propagation path, per stage (ms):")
-        for name, value in figures["propagation_breakdown_ms"].items():
-            print(f"    {name:34s} {value:7.2f}")
-    print("  frames/s by keyframe interval: " + ", ".join(
-        f"l={l}: {fps:.1f}" for l, fps in figures["fps_by_interval"].items()))
+    print(f"gsvnet-bench  {figures['size']}  {figures['keyframe_net']}  threads={figures['threads']}  "
+          f"cpu={figures['cpu']} x{figures['cpu_count']}")
+    for name, fig in figures["backends"].items():
+        print(f"[{fig['backend']}]")
+        print(f"  keyframe step      {fig['keyframe_ms']:8.1f} ms (median, end to end)")
+        print(f"  non-keyframe step  {fig['non_keyframe_ms']:8.1f} ms")
+        print(f"  non-key / key      {100 * fig['non_keyframe_share']:8.1f} %")
+        for label, key in (("keyframe stages", "keyframe_stages_ms"),
+                           ("non-keyframe stages", "non_keyframe_stages_ms")):
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in fig[key].items() if k != "total")
+            print(f"  {label:19s} {parts} (ms)")
+        print("  frames/s by keyframe interval: " + ", ".join(
+            f"l={l}: {fps:.1f}" for l, fps in fig["fps_by_interval"].items()))
+    torch_fig, ort_fig = figures["backends"].get("torch"), figures["backends"].get("onnxruntime")
+    if torch_fig and ort_fig:
+        print(f"onnxruntime vs torch: keyframe {torch_fig['keyframe_ms'] / ort_fig['keyframe_ms']:.2f}x "
+              f"faster, non-keyframe {torch_fig['non_keyframe_ms'] / ort_fig['non_keyframe_ms']:.2f}x faster")
+    print("propagation path in torch eager, per stage (ms):")
+    for name, value in figures["propagation_breakdown_ms"].items():
+        print(f"  {name:34s} {value:7.2f}")
     if "gmacs" in figures:
         g = figures["gmacs"]
-        print(f"  GMAC: keyframe {g['keyframe']:.2f}, non-keyframe {g['non_keyframe']:.3f} "
+        print(f"GMAC: keyframe {g['keyframe']:.2f}, non-keyframe {g['non_keyframe']:.3f} "
               f"({100 * g['non_keyframe'] / g['keyframe']:.1f} % of a keyframe)")
 
 
