@@ -110,4 +110,4 @@ def colorize(train_ids: np.ndarray) -> np.ndarray:
     """Colour-code a trainIds image (H, W) uint8 -> (H, W, 3) RGB uint8 with the Cityscapes palette."""
     if train_ids.dtype != np.uint8:
         raise TypeError(f"trainIds image must be uint8, got {train_ids.dtype}")
-    return PALETTE[train_ids]
+    return np.take(PALETTE, train_ids, axis=0)  # np.take is several times faster than fancy indexing

@@ -1,1 +1,46 @@
-"""bag package."""
+"""rosbag2 tools without ROS: read/write bags with `rosbags`, convert sequences, segment bags offline.
+
+Nothing here imports torch at import time; bag.segment.build_segmenter() loads it on demand.
+"""
+from .convert import ConvertOptions, ConvertSummary, convert, find_sequence_frames
+from .errors import (BagCorruptError, BagError, BagImageError, BagMetadataError, BagNotFoundError,
+                     MsgDefinitionError, NoImageTopicError, OutputExistsError, SegmenterError,
+                     SourceError, TopicError)
+from .info import BagInfo, bag_info, format_info
+from .reader import BagMessage, BagReader, TopicSummary
+from .segment import SegmentOptions, SegmentResult, build_segmenter, segment_bag
+from .typestore import SEGMENTATION_INFO, build_typestore, find_msg_dir
+from .writer import BagWriter, StagedPath
+
+__all__ = [
+    "BagCorruptError",
+    "BagError",
+    "BagImageError",
+    "BagInfo",
+    "BagMessage",
+    "BagMetadataError",
+    "BagNotFoundError",
+    "BagReader",
+    "BagWriter",
+    "ConvertOptions",
+    "ConvertSummary",
+    "MsgDefinitionError",
+    "NoImageTopicError",
+    "OutputExistsError",
+    "SEGMENTATION_INFO",
+    "SegmentOptions",
+    "SegmentResult",
+    "SegmenterError",
+    "SourceError",
+    "StagedPath",
+    "TopicError",
+    "TopicSummary",
+    "bag_info",
+    "build_segmenter",
+    "build_typestore",
+    "convert",
+    "find_msg_dir",
+    "find_sequence_frames",
+    "format_info",
+    "segment_bag",
+]

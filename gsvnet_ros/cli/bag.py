@@ -1,0 +1,146 @@
+"""`gsvnet-bag`: convert sequences/videos to rosbag2, segment a rosbag2 offline, show bag info."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from gsvnet_ros.bag.errors import BagError
+from gsvnet_ros.codec import ImageDecodeError
+from gsvnet_ros.config import ConfigError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "gsvnet-bag"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="rosbag2 tools without ROS: convert image sequences or videos to "
+        "rosbag2, segment a bag's image topic offline with GSVNet, show a bag's contents.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{convert,segment,info}")
+
+    conv = sub.add_parser("convert", help="image sequence or video -> rosbag2 of sensor_msgs/Image",
+                          description="Write a Cityscapes-layout sequence folder, a dataset root "
+                          "(with --split) or a video file as a rosbag2: images, CameraInfo and "
+                          "ground-truth trainIds (mono8) where the dataset has labels.")
+    conv.add_argument("src", type=Path, help="sequence folder, dataset root, or video file")
+    conv.add_argument("out", type=Path, help="output rosbag2 directory")
+    conv.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    conv.add_argument("--fps", type=float, default=None,
+                      help="frame rate for the stamps (default: 17 for sequences, the video's own)")
+    conv.add_argument("--frame-id", default="camera", help="header.frame_id (default: camera)")
+    conv.add_argument("--topic", default="/camera/image_raw", help="image topic (default: %(default)s)")
+    conv.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8")
+    conv.add_argument("--limit", type=int, default=None, metavar="N", help="write at most N frames")
+    conv.add_argument("--labels", choices=("dense", "sparse", "none"), default="dense",
+                      help="dense: gtFine_sequence for every frame (gtFine where missing); sparse: "
+                      "gtFine only (frame 19 of each snippet); none (default: dense)")
+    conv.add_argument("--labels-topic", default=None,
+                      help="ground-truth topic (default: <image namespace>/labels)")
+    conv.add_argument("--split", default="val", help="split under a dataset root (default: val)")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing OUT bag")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    seg = sub.add_parser("segment", help="segment a rosbag2's image topic into an output rosbag2",
+                         description="Run GSVNet over the image topic of BAG in bag order and "
+                         "write class masks, colour masks and SegmentationInfo to OUT, plus a "
+                         "latency/accuracy report.")
+    seg.add_argument("bag", type=Path, help="input rosbag2 directory (sqlite3 or mcap)")
+    seg.add_argument("out", type=Path, help="output rosbag2 directory")
+    seg.add_argument("--topic", default=None, help="image topic (default: the only image topic)")
+    seg.add_argument("--config", type=Path, default=None, help="model/runtime YAML config")
+    seg.add_argument("--keyframe-interval", type=int, default=None, metavar="L",
+                     help="keyframe every L frames (overrides the config)")
+    seg.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
+    seg.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default=None,
+                     help="inference backend (overrides the config)")
+    seg.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    seg.add_argument("--report", type=Path, default=None, help="write the report as JSON here")
+    seg.add_argument("--overlay", type=Path, default=None,
+                     help="preview: a .mp4/.avi video of every frame or a .png strip of a few")
+    seg.add_argument("--overlay-frames", type=int, default=8, metavar="N",
+                     help="frames in a .png strip (default: 8)")
+    seg.add_argument("--labels-topic", default=None,
+                     help="ground truth (mono8 trainIds) paired by stamp (default: /camera/labels "
+                     "when present)")
+    seg.add_argument("--output-ns", default="/segmentation_node",
+                     help="namespace of the output topics, the live node's by default "
+                     "(default: %(default)s)")
+    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    info = sub.add_parser("info", help="topics, counts, time range, storage, metadata version")
+    info.add_argument("bag", type=Path, help="rosbag2 directory")
+    info.add_argument("--quick", action="store_true",
+                      help="metadata only; do not read every message back to check the counts")
+    return parser
+
+
+def _options(cls: type, **kwargs: object) -> object:
+    """Build an options dataclass; its validation errors are usage errors (exit status 2)."""
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise BagError(str(exc)) from None
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from gsvnet_ros.bag.convert import ConvertOptions, convert
+
+    options = _options(
+        ConvertOptions, storage=args.storage, fps=args.fps, frame_id=args.frame_id,
+        topic=args.topic, labels_topic=args.labels_topic, encoding=args.encoding, limit=args.limit,
+        labels=args.labels, split=args.split, overwrite=args.overwrite, progress=not args.quiet)
+    summary = convert(args.src, args.out, options)
+    print(f"wrote {summary.path}: {summary.frames} frames ({summary.labelled_frames} labelled) from "
+          f"{summary.snippets} snippet(s), {summary.duration_ns / 1e9:.3f} s, {args.storage}")
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from gsvnet_ros.bag.report import format_report
+    from gsvnet_ros.bag.segment import SegmentOptions, build_segmenter, segment_bag
+
+    options = _options(
+        SegmentOptions, topic=args.topic, labels_topic=args.labels_topic, output_ns=args.output_ns,
+        storage=args.storage, report=args.report, overlay=args.overlay,
+        overlay_frames=args.overlay_frames, overwrite=args.overwrite, progress=not args.quiet)
+    result = segment_bag(args.bag, args.out, lambda: build_segmenter(
+        args.config, keyframe_interval=args.keyframe_interval, device=args.device,
+        backend=args.backend), options)
+    print(format_report(result.report))
+    written = [str(p) for p in (result.output, result.report_path, result.overlay_path) if p]
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from gsvnet_ros.bag.info import bag_info, format_info
+
+    print(format_info(bag_info(args.bag, verify=not args.quick)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `gsvnet-bag`; returns the exit status (2 on a usage or input error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    command = {"convert": _convert, "segment": _segment, "info": _info}[args.command]
+    try:
+        return command(args)
+    except (BagError, ImageDecodeError, ConfigError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
