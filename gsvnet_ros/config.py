@@ -177,4 +177,22 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         merged = dict(data.get(section) or {})
         merged.update(values)
         data[section] = merged
-    return from_dict(GSVNetConfig, data)
+    cfg = from_dict(GSVNetConfig, data)
+    if path is not None:
+        cfg = _resolve_weight_paths(cfg, Path(path).parent)
+    return cfg
+
+
+def _resolve_weight_paths(cfg: GSVNetConfig, base: Path) -> GSVNetConfig:
+    """Relative weight paths in a YAML file are relative to that file's folder.
+
+    So `../models/x.pt` works from a source checkout and from an installed share/gsvnet_ros/config.
+    """
+    changes = {}
+    for key in ("keyframe_weights", "propagation_weights"):
+        value = getattr(cfg.runtime, key)
+        if value and not Path(value).is_absolute():
+            changes[key] = str((base / value).resolve())
+    if not changes:
+        return cfg
+    return dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, **changes))

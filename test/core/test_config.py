@@ -46,3 +46,12 @@ def test_bad_config_is_rejected_with_a_message(tmp_path, text, message):
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_relative_weight_paths_are_relative_to_the_yaml_file(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    path = tmp_path / "cfg" / "m.yaml"
+    path.write_text("runtime:\n  keyframe_weights: ../models/k.pt\n  propagation_weights: /abs/p.pt\n")
+    cfg = load_config(path)
+    assert cfg.runtime.keyframe_weights == str((tmp_path / "models" / "k.pt").resolve())
+    assert cfg.runtime.propagation_weights == "/abs/p.pt"
