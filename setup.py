@@ -47,7 +47,10 @@ setup(
             "gsvnet-bench = gsvnet_ros.cli.bench:main",
             "gsvnet-bag = gsvnet_ros.cli.bag:main",
             "gsvnet-export = gsvnet_ros.cli.export:main",
+            "gsvnet-demo = gsvnet_ros.cli.demo:main",
+            "gsvnet-msgs-package = gsvnet_ros.cli.msgs_package:main",
             "segmentation_node = gsvnet_ros.ros.node:main",
+            "segmentation_evaluator = gsvnet_ros.ros.evaluator:main",
         ],
     },
 )

@@ -1,0 +1,352 @@
+"""SegmentationNode: GSVNet video semantic segmentation as a ROS 2 node (Humble and Jazzy).
+
+Threads: the image subscriptions (one callback group) only decode and put the newest frame into a
+depth-1 slot; a worker thread woken by an Event runs the model and publishes; services and the
+diagnostics timer share a second group. A slow model therefore drops stale frames (counted)
+instead of queueing them, and the executor stays responsive while the model runs.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from gsvnet_ros import codec
+from gsvnet_ros.ros import params as P
+from gsvnet_ros.ros.slot import Frame, LatestFrameSlot
+from gsvnet_ros.ros.stats import NodeStats, diagnostic_values
+
+try:  # the only ROS imports; without them the module still imports so main() can explain
+    import rclpy
+    import rclpy.logging
+    from rcl_interfaces.msg import SetParametersResult
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_srvs.srv import SetBool, Trigger
+    from diagnostic_msgs.msg import DiagnosticArray
+    from vision_msgs.msg import LabelInfo
+
+    from gsvnet_ros.ros import messages
+    ROS_IMPORT_ERROR: Optional[ImportError] = None
+except ImportError as exc:  # no sourced ROS 2 environment
+    ROS_IMPORT_ERROR = exc
+    Node = object  # type: ignore[misc,assignment]
+
+try:  # built from msg/ by `python -m gsvnet_ros.cli.msgs_package` (see README)
+    from gsvnet_ros_msgs.msg import SegmentationInfo
+except ImportError:
+    SegmentationInfo = None
+
+__all__ = ["SegmentationNode", "main"]
+
+NEEDS_ROS = ("segmentation_node needs a sourced ROS 2 environment (Humble or Jazzy: "
+             "`source /opt/ros/<distro>/setup.bash`); could not import {missing}")
+
+
+@dataclass
+class _Stream:
+    segmenter: Any
+    encoding: Optional[str] = None
+
+
+# One call site per kind of bad input: rclpy fixes the severity and filters of each call site.
+_DECODE_ERROR_LOG = {
+    "encoding": lambda log, text, t: log.error(text, throttle_duration_sec=t),
+    "size": lambda log, text, t: log.error(text, throttle_duration_sec=t),
+    "step": lambda log, text, t: log.error(text, throttle_duration_sec=t),
+    "data_length": lambda log, text, t: log.error(text, throttle_duration_sec=t),
+    "endianness": lambda log, text, t: log.error(text, throttle_duration_sec=t),
+    "compressed": lambda log, text, t: log.error(text, throttle_duration_sec=t),
+}
+
+
+def _log_other_decode_error(log: Any, text: str, period: float) -> None:
+    log.error(text, throttle_duration_sec=period)
+
+
+class SegmentationNode(Node):
+    """Subscribes `image`; publishes ~/class_mask, ~/color_mask, ~/overlay, ~/label_info, ~/info."""
+
+    def __init__(self, *, node_name: str = "segmentation_node", backend: Any = None,
+                 start_worker: bool = True, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self._values = self._declare_parameters()
+        self.config = P.build_config(self._values["config_file"], self._values)
+        if backend is None:
+            from gsvnet_ros.backends import build_backend
+            backend = build_backend(self.config)
+        self.backend = backend
+        self.stats = NodeStats(self._values["stats_window"])
+        self._slot = LatestFrameSlot()
+        self._streams: collections.OrderedDict[str, _Stream] = collections.OrderedDict()
+        self._state_lock = threading.Lock()
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._control_group = MutuallyExclusiveCallbackGroup()
+        self._create_interfaces()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._stop = threading.Event()
+        self._last_decode_errors = 0
+        self._worker: Optional[threading.Thread] = None
+        if start_worker:
+            self._worker = threading.Thread(target=self._worker_loop, name="gsvnet_worker",
+                                            daemon=True)
+            self._worker.start()
+        self.get_logger().info(
+            f"GSVNet {getattr(backend, 'model_name', '?')} on {getattr(backend, 'name', '?')} "
+            f"({getattr(backend, 'device', '?')}), keyframe interval "
+            f"{self._values['keyframe_interval']}, listening on {self._image_sub.topic_name}")
+
+    # ---- set-up --------------------------------------------------------------------------------
+    def _declare_parameters(self) -> dict[str, Any]:
+        """Declare every parameter of params.PARAMETERS; defaults come from config_file."""
+        spec = P.SPECS["config_file"]
+        config_file = self.declare_parameter(spec.name, spec.default, P.descriptor(spec)).value
+        defaults = P.defaults_from(P.build_config(config_file, {}))
+        values = {"config_file": config_file}
+        for spec in P.PARAMETERS[1:]:
+            values[spec.name] = self.declare_parameter(
+                spec.name, defaults[spec.name], P.descriptor(spec)).value
+        for name, value in values.items():
+            reason = P.validate(name, value)
+            if reason is not None:
+                raise ValueError(f"parameter {reason}")
+        return values
+
+    def _create_interfaces(self) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE if self._values["input_reliability"] == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._values["input_depth"],
+                                reliability=reliability, durability=DurabilityPolicy.VOLATILE)
+        self._image_sub = self.create_subscription(Image, "image", self._on_image, sensor_qos,
+                                                   callback_group=self._input_group)
+        self._compressed_sub = None
+        if self._values["subscribe_compressed"]:
+            self._compressed_sub = self.create_subscription(
+                CompressedImage, "image/compressed", self._on_compressed, sensor_qos,
+                callback_group=self._input_group)
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._pub_mask = self.create_publisher(Image, "~/class_mask", out_qos)
+        self._pub_color = self.create_publisher(Image, "~/color_mask", out_qos)
+        self._pub_overlay = self.create_publisher(Image, "~/overlay", out_qos)
+        self._pub_info = None
+        if SegmentationInfo is not None:
+            self._pub_info = self.create_publisher(SegmentationInfo, "~/info", out_qos)
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pub_label_info = self.create_publisher(LabelInfo, "~/label_info", latched)
+        self._pub_label_info.publish(messages.label_info_msg())
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 1)
+        self._diag_timer = self.create_timer(self._values["diagnostics_period_s"],
+                                             self.publish_diagnostics, self._control_group)
+        self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset,
+                                              callback_group=self._control_group)
+        self._srv_enable = self.create_service(SetBool, "~/enable", self._on_enable,
+                                               callback_group=self._control_group)
+
+    # ---- input ---------------------------------------------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        received = time.monotonic()
+        if self._accepting():
+            self._decode_and_store(codec.decode_image, msg, str(msg.encoding), received,
+                                   self._image_sub.topic_name)
+
+    def _on_compressed(self, msg: Any) -> None:
+        received = time.monotonic()
+        if self._accepting():
+            self._decode_and_store(codec.decode_compressed, msg, f"compressed/{msg.format}",
+                                   received, self._compressed_sub.topic_name)
+
+    def _accepting(self) -> bool:
+        self.stats.on_received()
+        if not self._values["enabled"]:
+            self.stats.on_skipped()
+            return False
+        return True
+
+    def _decode_and_store(self, decode: Any, msg: Any, encoding: str, received: float,
+                          topic: str) -> None:
+        try:
+            rgb = decode(msg)
+        except codec.ImageDecodeError as exc:
+            self.stats.on_decode_error(exc.kind)
+            log = _DECODE_ERROR_LOG.get(exc.kind, _log_other_decode_error)
+            log(self.get_logger(), f"dropped an image on {topic} "
+                f"(frame_id '{msg.header.frame_id}'): {exc}", self._values["error_log_throttle_s"])
+            return
+        if self._slot.put(Frame(rgb, msg.header, encoding, received)):
+            self.stats.on_dropped()
+
+    # ---- worker --------------------------------------------------------------------------------
+    def _worker_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._slot.wait(0.5):
+                self.process_pending()
+
+    def process_pending(self) -> bool:
+        """Segment and publish the frame in the slot, if any (the worker calls this)."""
+        frame = self._slot.take()
+        if frame is None or self._stop.is_set():
+            return False
+        try:
+            self._process(frame)
+        except Exception as exc:  # a bad frame or a model failure must not stop the node
+            self.stats.on_segmentation_error()
+            self.get_logger().error(f"segmentation failed on frame_id '{frame.header.frame_id}': "
+                                    f"{type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=self._values["error_log_throttle_s"])
+        return True
+
+    def _stream(self, frame_id: str) -> _Stream:
+        stream = self._streams.get(frame_id)
+        if stream is None:
+            from gsvnet_ros.stream import VideoSegmenter
+            stream = _Stream(VideoSegmenter(self.backend, P.stream_config(self.config,
+                                                                          self._values)))
+            self._streams[frame_id] = stream
+            while len(self._streams) > self._values["max_streams"]:
+                self._streams.popitem(last=False)
+        self._streams.move_to_end(frame_id)
+        return stream
+
+    def _process(self, frame: Frame) -> None:
+        header = frame.header
+        stamp = messages.stamp_ns(header.stamp)
+        with self._state_lock:
+            stream = self._stream(str(header.frame_id))
+            force = "encoding_change" if stream.encoding not in (None, frame.encoding) else None
+            stream.encoding = frame.encoding
+            result = stream.segmenter.step(frame.rgb, stamp, force_reason=force)
+        self._publish(frame, result)
+        age_ms = (self.get_clock().now().nanoseconds - stamp) / 1e6
+        self.stats.on_processed(is_keyframe=result.is_keyframe,
+                                latency_ms=(time.monotonic() - frame.received) * 1e3,
+                                model_ms=result.timings_ms.get("total", 0.0), stamp_age_ms=age_ms)
+
+    def _publish(self, frame: Frame, result: Any) -> None:
+        header, labels = frame.header, result.labels
+        self._pub_mask.publish(messages.image_msg(header, codec.encode_image(labels, "mono8")))
+        if self._values["publish_color_mask"] and self._pub_color.get_subscription_count() > 0:
+            color = codec.labels_to_color(labels)
+            self._pub_color.publish(messages.image_msg(header, codec.encode_image(color, "rgb8")))
+        if self._values["publish_overlay"] and self._pub_overlay.get_subscription_count() > 0:
+            blended = codec.overlay(frame.rgb, labels, self._values["overlay_alpha"])
+            self._pub_overlay.publish(messages.image_msg(header,
+                                                         codec.encode_image(blended, "rgb8")))
+        if self._pub_info is not None:
+            self._pub_info.publish(messages.info_msg(
+                SegmentationInfo, header, result, model_name=self.backend.model_name,
+                backend=self.backend.name))
+
+    # ---- parameters and services ---------------------------------------------------------------
+    def _on_set_parameters(self, parameters: list) -> Any:
+        for param in parameters:
+            reason = P.validate(param.name, param.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        for param in parameters:
+            if param.name in P.SPECS:
+                self._apply(param.name, param.value)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, name: str, value: Any) -> None:
+        previous = self._values.get(name)
+        self._values[name] = value
+        with self._state_lock:
+            if name == "keyframe_interval":
+                for stream in self._streams.values():
+                    stream.segmenter.keyframe_interval = value
+            elif name in P.RUNTIME_REBUILD and value != previous:
+                self._streams.clear()
+                self.get_logger().info(f"{name} is now {value!r}: every stream restarts with a "
+                                       "keyframe")
+            elif name == "enabled" and value and not previous:
+                for stream in self._streams.values():
+                    stream.segmenter.reset()
+        if name == "enabled" and not value:
+            self._slot.take()
+
+    def _on_reset(self, request: Any, response: Any) -> Any:
+        with self._state_lock:
+            for stream in self._streams.values():
+                stream.segmenter.reset()
+            count = len(self._streams)
+        response.success = True
+        response.message = f"reset {count} stream(s): the next frame of each is a keyframe"
+        return response
+
+    def _on_enable(self, request: Any, response: Any) -> Any:
+        result = self.set_parameters([Parameter("enabled", value=bool(request.data))])[0]
+        response.success = bool(result.successful)
+        response.message = ("enabled" if request.data else "disabled") if result.successful \
+            else result.reason
+        return response
+
+    # ---- diagnostics ---------------------------------------------------------------------------
+    def publish_diagnostics(self) -> None:
+        """One DiagnosticStatus on /diagnostics (the timer calls it every diagnostics_period_s)."""
+        snap = self.stats.snapshot()
+        level, message = "ok", "segmenting"
+        if not self._values["enabled"]:
+            message = "disabled (~/enable)"
+        elif snap["input_rate_hz"] == 0.0:
+            level, message = "warn", f"no images on {self._image_sub.topic_name}"
+        elif snap["decode_errors"] > self._last_decode_errors:
+            level, message = "warn", "undecodable images received (see decode_errors_*)"
+        self._last_decode_errors = snap["decode_errors"]
+        values = diagnostic_values(snap)
+        values.update({"streams": len(self._streams),
+                       "keyframe_interval": self._values["keyframe_interval"],
+                       "model": self.backend.model_name, "backend": self.backend.name,
+                       "enabled": self._values["enabled"]})
+        self._pub_diag.publish(messages.diagnostic_array(
+            self.get_clock().now().to_msg(), name=f"{self.get_name()}: segmentation",
+            hardware_id=str(getattr(self.backend, "device", "")), level=level, message=message,
+            values=values))
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread, then destroy the ROS entities."""
+        self._stop.set()
+        self._slot.wake()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    """Console script `segmentation_node`: spin the node on a MultiThreadedExecutor."""
+    if ROS_IMPORT_ERROR is not None:
+        missing = ROS_IMPORT_ERROR.name or str(ROS_IMPORT_ERROR)
+        print(NEEDS_ROS.format(missing=missing), file=sys.stderr)
+        return 1
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SegmentationNode()
+    except Exception as exc:  # bad parameters, config or weights: one clear line, exit code 1
+        rclpy.logging.get_logger("segmentation_node").fatal(
+            f"cannot start: {type(exc).__name__}: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=3)  # input group, control group, default group
+    try:
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Live segmentation: the GSVNet node on a camera topic, optionally with RViz.
+
+    ros2 launch gsvnet_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda
+
+Launch arguments left empty do not override the params file (config/gsvnet.yaml by default).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def _int_argument(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise RuntimeError(f"launch argument {name}:={text!r}: expected an integer") from None
+
+
+def _segmentation_node(context):
+    """The node, with overrides only for the launch arguments that were given."""
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    overrides = {"use_sim_time": arg("use_sim_time") == "true"}
+    if arg("device"):
+        overrides["device"] = arg("device")
+    if arg("keyframe_interval"):
+        overrides["keyframe_interval"] = _int_argument("keyframe_interval",
+                                                       arg("keyframe_interval"))
+    image_topic = arg("image_topic")
+    return [Node(
+        package="gsvnet_ros",
+        executable="segmentation_node",
+        name="segmentation_node",
+        namespace=arg("namespace"),
+        output="screen",
+        parameters=[arg("params_file"), overrides],
+        remappings=[("image", image_topic), ("image/compressed", image_topic + "/compressed")],
+    )]
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("gsvnet_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
+                              description="sensor_msgs/Image topic to segment "
+                                          "(<topic>/compressed when subscribe_compressed)"),
+        DeclareLaunchArgument("params_file",
+                              default_value=PathJoinSubstitution([share, "config", "gsvnet.yaml"]),
+                              description="ROS parameters of the node (YAML)"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N (empty: params file)"),
+        DeclareLaunchArgument("keyframe_interval", default_value="",
+                              description="run the image network every N frames (empty: params "
+                                          "file)"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
+                              description="use /clock (true when replaying a bag)"),
+        DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
+                              description="start RViz with config/gsvnet.rviz"),
+        OpaqueFunction(function=_segmentation_node),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", PathJoinSubstitution([share, "config", "gsvnet.rviz"])],
+            parameters=[{"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"),
+                                                        value_type=bool)}],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+            output="log",
+        ),
+    ])

@@ -1,0 +1,158 @@
+"""Worker thread + MultiThreadedExecutor: bounded latency, counted drops, survived errors, main."""
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from node_harness import NS, image_msg, scene, stamp_of
+
+MODEL_S = 0.03
+
+
+class SlowBackend:
+    """A real backend taking at least MODEL_S per network call (a model slower than the camera)."""
+
+    def __init__(self, inner, fail_on_call=None):
+        self.inner, self.calls, self.fail_on_call = inner, 0, fail_on_call
+        self.name, self.model_name = inner.name, inner.model_name
+        self.num_classes, self.device = inner.num_classes, inner.device
+
+    def _tick(self):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise RuntimeError("simulated CUDA error")
+        time.sleep(MODEL_S)
+
+    def keyframe(self, frame):
+        self._tick()
+        return self.inner.keyframe(frame)
+
+    def propagate(self, *args):
+        self._tick()
+        return self.inner.propagate(*args)
+
+
+def _spin_in_background(executor, stop):
+    def run():
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.02)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_fast_camera_slow_model_drops_stale_frames_and_bounds_latency(ros, backend):
+    from node_harness import Harness
+
+    h = Harness(ros, SlowBackend(backend), subscribe=("class_mask",), start_worker=True,
+                multi_threaded=True)
+    stop = threading.Event()
+    spinner = _spin_in_background(h.executor, stop)
+    try:
+        sent = [NS + i * 5_000_000 for i in range(40)]
+        for stamp in sent:  # 200 Hz against a model of >= 30 ms per frame
+            h.image_pub.publish(image_msg(scene(shift=stamp // 5_000_000 % 50), stamp_ns=stamp))
+            time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = h.received["class_mask"]
+            if got and stamp_of(got[-1]) == sent[-1]:
+                break
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        spinner.join(5)
+    snap = h.node.stats.snapshot()
+    got = h.received["class_mask"]
+    assert stamp_of(got[-1]) == sent[-1]  # the newest frame is always processed
+    assert snap["frames_dropped"] > 0
+    assert snap["frames_processed"] + snap["frames_dropped"] == snap["frames_received"]
+    assert len(got) == snap["frames_processed"] < len(sent)
+    assert [stamp_of(m) for m in got] == sorted(stamp_of(m) for m in got)  # never out of order
+    # Latency (arrival -> published) is at most ~one model step of waiting plus its own step.
+    worst = max(snap[f"latency_{t}_ms"]["max"] or 0.0 for t in ("keyframe", "non_keyframe"))
+    worst_model = max(snap[f"model_{t}_ms"]["max"] or 0.0 for t in ("keyframe", "non_keyframe"))
+    assert worst <= 2 * worst_model + 250.0
+    h.close()
+
+
+def test_a_failing_model_step_is_counted_and_the_node_goes_on(harness, backend):
+    h = harness(subscribe=("class_mask",))
+    h.node.backend = SlowBackend(backend, fail_on_call=2)
+    h.node._streams.clear()
+    for i in range(3):
+        h.step(image_msg(scene(shift=i), stamp_ns=NS + i * 50_000_000))
+    assert len(h.received["class_mask"]) == 2
+    assert h.node.stats.snapshot()["segmentation_errors"] == 1
+
+
+def test_destroy_node_stops_the_worker_thread(harness):
+    h = harness(subscribe=(), start_worker=True)
+    worker = h.node._worker
+    assert worker.is_alive()
+    h.node.destroy_node()
+    assert not worker.is_alive()
+
+
+def _wait_for_node(env, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.topic_name == "/segmentation_node/class_mask"
+               for p in env.fake.graph().publishers):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_main_spins_until_the_context_is_shut_down_and_exits_0(ros):
+    from gsvnet_ros.ros import node as node_module
+
+    ros.rclpy.try_shutdown()  # main() calls init itself
+    ros.fake.reset()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("rc", node_module.main([])))
+    thread.start()
+    assert _wait_for_node(ros)
+    ros.mods["rclpy"].shutdown()  # what SIGINT does to the context
+    thread.join(20)
+    assert result == {"rc": 0}
+    assert not any(p.topic_name == "/segmentation_node/class_mask"
+                   for p in ros.fake.graph().publishers)  # destroy_node ran
+
+
+def test_main_returns_0_on_keyboard_interrupt(ros, monkeypatch):
+    from gsvnet_ros.ros import node as node_module
+
+    ros.rclpy.try_shutdown()
+    ros.fake.reset()
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ros.mods["rclpy.executors"].MultiThreadedExecutor, "spin", interrupted)
+    assert node_module.main([]) == 0
+    assert not ros.mods["rclpy"].ok()
+
+
+def test_main_with_a_bad_parameter_exits_1_with_one_fatal_line(ros):
+    from gsvnet_ros.ros import node as node_module
+
+    ros.rclpy.try_shutdown()
+    ros.fake.reset()
+    assert node_module.main(["--ros-args", "-p", "keyframe_interval:=0"]) == 1
+    fatal = [r for r in ros.fake.records() if r[0] == ros.fake.LoggingSeverity.FATAL]
+    assert len(fatal) == 1 and "keyframe_interval" in fatal[0][2]
+
+
+@pytest.mark.parametrize("module", ["node", "evaluator"])
+def test_without_rclpy_main_prints_one_line_and_returns_1(module):
+    code = ("import sys; sys.modules['rclpy'] = None\n"
+            f"from gsvnet_ros.ros.{module} import main\n"
+            "sys.exit(main([]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1
+    assert "sourced ROS 2 environment (Humble or Jazzy" in lines[0] and "rclpy" in lines[0]
