@@ -1,0 +1,85 @@
+"""gsvnet-eval: the paper's tables (accuracy–throughput, complexity, ablations) from shipped weights."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tqdm import tqdm
+
+from ..config import RuntimeConfig
+from ..data.cityscapes import CityscapesClips, DatasetLayoutError
+from ..eval_report import plot_accuracy_throughput, render_markdown, write_json
+from ..eval_runs import VARIANTS, EvalPlan, find_model_files, run_all
+from ..evaluation import Snippet
+from .common import fail
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gsvnet-eval", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("data/synth"), help="Cityscapes-layout root")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"),
+                        help="folder with keyframe_<net>.pt and propagation_<net>[_nointra|_learned].pt")
+    parser.add_argument("--out", type=Path, default=Path("docs"),
+                        help="writes results.json, results.md and accuracy_throughput.png here")
+    parser.add_argument("--snippets", type=int, default=None, help="use the first N snippets only")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few-minute subset: 3 snippets, scales 0.75 and 0.5, 12 timing frames")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
+    parser.add_argument("--device", default="auto")
+    return parser
+
+
+def load_snippets(root: Path, split: str, frames: int, limit: Optional[int]) -> list[Snippet]:
+    """The annotated frame of every snippet and the `frames - 1` frames before it."""
+    clips = CityscapesClips(root, split, k=frames - 1)
+    count = len(clips) if limit is None else min(limit, len(clips))
+    snippets = []
+    for index in tqdm(range(count), desc="load snippets", unit="snippet"):
+        clip = clips[index]
+        snippets.append(Snippet(clip.snippet.stem(), list(clip.frames), clip.label))
+    return snippets
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    model_files = find_model_files(args.models_dir)
+    if not model_files:
+        return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
+                    "propagation_<net>.pt (see models/MODEL_CARD.md)")
+    plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend, threads=args.threads))
+    limit = args.snippets
+    if args.quick:
+        plan = dataclasses.replace(plan, scales=(0.75, 0.5), timing_frames=12)
+        limit = limit or 3
+    try:
+        snippets = load_snippets(args.data, args.split, max(plan.intervals), limit)
+    except DatasetLayoutError as exc:
+        return fail(str(exc))
+    started = time.perf_counter()
+    steps = sum(len(plan.scales) + len(f.propagation) for f in model_files) * len(snippets)
+    with tqdm(total=steps, desc="evaluate", unit="run") as bar:
+        results = run_all(model_files, snippets, plan, tick=bar.update)
+    results["machine"] = f"{platform.machine()} CPU, {args.threads} threads, backend {args.backend}"
+    results["wall_s"] = time.perf_counter() - started
+    results["variants"] = {k or "full": v[1] for k, v in VARIANTS.items()}
+    command = "gsvnet-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(results, args.out / "results.json")
+    (args.out / "results.md.tmp").write_text(render_markdown(results, command))
+    (args.out / "results.md.tmp").replace(args.out / "results.md")
+    plot_accuracy_throughput(results, args.out / "accuracy_throughput.png")
+    print(f"wrote {args.out / 'results.md'}, results.json and accuracy_throughput.png "
+          f"in {results['wall_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
