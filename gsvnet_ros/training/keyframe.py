@@ -1,0 +1,120 @@
+"""Keyframe (image) net training: cross-entropy on randomly scaled, cropped, flipped labelled frames."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..labels import IGNORE_INDEX
+from ..metrics import confusion_matrix, iou_per_class, mean_iou
+from ..models.build import build_gsvnet
+from ..models.preprocess import normalize
+from ..models.weights import part_state_dict, save_weights, weights_meta
+from .common import autocast, class_weights
+from .config import KeyframeTrainConfig
+from ..data.cityscapes import read_rgb
+from .data import (FrameStore, index_split, keyframe_batch, load_keyframe_samples, read_train_ids,
+                   resolve_label_source)
+from .trainer import Trainer
+
+__all__ = ["KeyframeTrainer", "keyframe_weights_name", "to_tensor"]
+
+
+def keyframe_weights_name(keyframe_net: str) -> str:
+    return f"keyframe_{keyframe_net}.pt"
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(B, H, W, 3) or (H, W, 3) uint8 RGB -> (B, 3, H, W) float in [0, 1]."""
+    batch = torch.from_numpy(np.ascontiguousarray(images))
+    if batch.dim() == 3:
+        batch = batch[None]
+    return batch.to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class KeyframeTrainer(Trainer):
+    """Trains GSVNet.keyframe_net from scratch; validates per frame through keyframe_forward (scale 0.75,
+    logits resized to 1/8, then bilinearly to full resolution and argmax), as the stream does."""
+
+    mode = "keyframe"
+    metric_columns = ("val_miou",)
+    primary_metric = "val_miou"
+    cfg: KeyframeTrainConfig
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.model = build_gsvnet(cfg.model).to(self.device)
+        self.net: nn.Module = self.model.keyframe_net.to(memory_format=self.memory_format)
+        train = index_split(self.data_root, cfg.data.train_split)
+        if cfg.data.max_train_snippets:
+            train = train[:cfg.data.max_train_snippets]
+        self.label_source = resolve_label_source(train, cfg.data.labels)
+        self.store: FrameStore = load_keyframe_samples(train, self.label_source, self.progress)
+        self.keys = sorted(self.store.labels)
+        weights = class_weights(self.store.labels.values(), cfg.model.num_classes, cfg.class_weighting)
+        self.class_weights = None if weights is None else weights.to(self.device)
+        self.num_train_snippets = len(train)
+        val = index_split(self.data_root, cfg.data.val_split)[:cfg.data.val_snippets] \
+            if cfg.data.val_snippets else []
+        self.val_frames = [(read_rgb(s.frame_paths[s.annotated_index]), read_train_ids(s.annotated_label))
+                           for s in val]
+
+    def trained_modules(self) -> dict[str, nn.Module]:
+        return {"keyframe_net": self.net}
+
+    def train_step(self) -> dict[str, float]:
+        aug = self.cfg.augment
+        images, labels = keyframe_batch(self.store, self.keys, self.loop.batch_size,
+                                        (aug.scale_min, aug.scale_max), (aug.crop_height, aug.crop_width),
+                                        aug.flip, self.sampler)
+        x = normalize(to_tensor(images, self.device)).contiguous(memory_format=self.memory_format)
+        target = torch.from_numpy(labels).to(self.device).long()
+        self.net.train()
+        with autocast(self.device, self.amp_dtype):
+            main, aux = self.net.forward_train(x)
+        loss = self._cross_entropy(main, target)
+        for logits in aux:
+            loss = loss + self.cfg.aux_weight * self._cross_entropy(logits, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.optim.grad_clip_norm > 0:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip_norm)
+        self.optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    def _cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
+        return F.cross_entropy(up, target, weight=self.class_weights, ignore_index=IGNORE_INDEX)
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        if not self.val_frames:
+            return {}
+        self.net.eval()
+        num_classes = self.cfg.model.num_classes
+        cm = np.zeros((num_classes, num_classes), np.int64)
+        for image, label in self.val_frames:
+            logits_1_8 = self.model.keyframe_forward(to_tensor(image, self.device))
+            pred = F.interpolate(logits_1_8, size=label.shape, mode="bilinear", align_corners=False).argmax(1)
+            cm += confusion_matrix(pred[0].cpu().numpy(), label, num_classes)
+        self.net.train()
+        per_class = [None if np.isnan(v) else round(100.0 * float(v), 2) for v in iou_per_class(cm)]
+        return {"val_miou": 100.0 * mean_iou(cm), "val_per_class_iou": per_class}
+
+    def export(self) -> list[Path]:
+        path = self.run_dir / keyframe_weights_name(self.cfg.model.keyframe_net)
+        meta = weights_meta(self.model, "keyframe", trained_iterations=self.iteration,
+                            val_miou=self.last_metrics.get("val_miou"), label_source=self.label_source,
+                            train_snippets=self.num_train_snippets)
+        save_weights(part_state_dict(self.model, "keyframe"), path, meta=meta)  # stored contiguous, fp16
+        return [path]
+
+    def extra_summary(self) -> dict[str, Any]:
+        weights = None if self.class_weights is None else [round(float(w), 4) for w in self.class_weights]
+        return {"class_weights": weights, "label_source": self.label_source,
+                "train_snippets": self.num_train_snippets,
+                "train_frames": len(self.keys), "val_snippets": len(self.val_frames)}
