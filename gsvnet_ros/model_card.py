@@ -1,7 +1,6 @@
 """Release trained weights into models/ and write models/MODEL_CARD.md from the runs' summary.json."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -9,19 +8,13 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
+from .reporting import file_sha256 as sha256_of
+
 __all__ = ["sha256_of", "release_runs", "render_card", "card_checksums"]
 
 DATA_COMMAND = ('for s in "train 40" "val 15" "test 15"; do set -- $s; '
                 'gsvnet-synth generate --root data/synth --split $1 --sequences $2 --workers 2; done')
 _ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| (?P<bytes>\d+) \| `(?P<sha>[0-9a-f]{64})` \|$")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def release_runs(run_dirs: Iterable[Path], models_dir: Path) -> list[dict]:

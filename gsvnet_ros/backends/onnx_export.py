@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from .. import __version__
 from ..models.gsvnet import GSVNet
+from ..reporting import file_sha256
 
 __all__ = [
     "OPSET",
@@ -99,14 +100,6 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
             os.unlink(tmp_name)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cached_export(model: GSVNet, part: str, height: int, width: int,
                   cache_dir: Optional[Path] = None, fingerprint: Optional[str] = None) -> Path:
     """Path of a verified ONNX file for (model weights, part, size), exporting it when needed.
@@ -124,10 +117,10 @@ def cached_export(model: GSVNet, part: str, height: int, width: int,
             sidecar = json.loads(sidecar_path.read_text())
         except (OSError, ValueError):
             sidecar = {}
-        if sidecar.get("fingerprint") == fingerprint and sidecar.get("sha256") == _file_sha256(graph_path):
+        if sidecar.get("fingerprint") == fingerprint and sidecar.get("sha256") == file_sha256(graph_path):
             return graph_path
     export_part(model, part, height, width, graph_path)
-    sidecar = {"fingerprint": fingerprint, "sha256": _file_sha256(graph_path), "part": part,
+    sidecar = {"fingerprint": fingerprint, "sha256": file_sha256(graph_path), "part": part,
                "size": [height, width], "opset": OPSET, "torch": torch.__version__}
     tmp_sidecar = sidecar_path.with_suffix(".json.tmp")
     tmp_sidecar.write_text(json.dumps(sidecar, indent=1))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from gsvnet_ros.labels import CLASS_NAMES
+from gsvnet_ros.reporting import json_safe, latency_stats
 
 __all__ = ["TimingLog", "latency_stats", "build_report", "accuracy_section", "write_report_json",
            "format_report"]
@@ -34,16 +34,6 @@ class TimingLog:
 
     def __len__(self) -> int:
         return len(self.total_ms)
-
-
-def latency_stats(values_ms: list[float] | np.ndarray) -> dict[str, float | int | None]:
-    """count, mean, median, p95, max of a list of milliseconds (None where empty)."""
-    values = np.asarray(values_ms, np.float64)
-    if values.size == 0:
-        return {"count": 0, "mean": None, "median": None, "p95": None, "max": None}
-    return {"count": int(values.size), "mean": float(values.mean()),
-            "median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
-            "max": float(values.max())}
 
 
 def _warm(is_keyframe: np.ndarray) -> np.ndarray:
@@ -110,21 +100,9 @@ def accuracy_section(summary: dict[str, Any], *, labels_topic: str, labelled_fra
     }
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
 def write_report_json(report: dict[str, Any], path: Path) -> None:
     """Write the report as strict JSON (NaN/inf written as null)."""
-    path.write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def _num(value: float | None, fmt: str = ".1f") -> str:

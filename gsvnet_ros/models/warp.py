@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 __all__ = ["backward_warp", "base_grid", "clear_grid_cache"]
 
-_GRID_CACHE: dict[tuple[int, int, torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+# Keyed by inference mode too: a grid made under torch.inference_mode() cannot enter autograd.
+_GRID_CACHE: dict[tuple[int, int, torch.device, torch.dtype, bool], tuple[torch.Tensor, torch.Tensor]] = {}
 _CACHE_LIMIT = 16
 
 
@@ -19,7 +20,7 @@ def base_grid(height: int, width: int, device: torch.device, dtype: torch.dtype
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """(grid, scale): pixel centres in grid_sample's [-1, 1] (align_corners=True) as (1, h, w, 2), x first,
     and the pixel -> normalised factor (2/(w-1), 2/(h-1)) as (2,). Cached per (h, w, device, dtype)."""
-    key = (height, width, device, dtype)
+    key = (height, width, device, dtype, torch.is_inference_mode_enabled())
     hit = _GRID_CACHE.get(key)
     if hit is None:
         ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1 \

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
+
+from ..reporting import file_sha256
 
 __all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
            "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
@@ -102,6 +103,12 @@ def save_weights(module_or_state: nn.Module | Mapping[str, torch.Tensor], path: 
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": dict(meta), "state_dict": tensors}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(payload, path)
+    return path
+
+
+def atomic_torch_save(payload: Any, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, fsync, then os.replace: complete or absent."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -112,7 +119,6 @@ def save_weights(module_or_state: nn.Module | Mapping[str, torch.Tensor], path: 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -176,8 +182,4 @@ def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> di
 
 def weights_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a weight file (model card, ONNX cache keys)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)

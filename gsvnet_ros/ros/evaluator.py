@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ import numpy as np
 from gsvnet_ros import codec
 from gsvnet_ros.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from gsvnet_ros.metrics import DistanceConfusion
+from gsvnet_ros.reporting import json_safe, latency_stats
 
 try:
     import rclpy
@@ -42,7 +42,7 @@ try:
 except ImportError:
     SegmentationInfo = None
 
-__all__ = ["SegmentationEvaluator", "latency_stats", "main"]
+__all__ = ["SegmentationEvaluator", "main"]
 
 WARMUP_FRAMES = 1  # as gsvnet_ros.bag.report: the first step pays one-off costs
 _PENDING_LIMIT = 256
@@ -55,16 +55,6 @@ _PARAMS = (  # name, default, description
     ("keyframe_interval", 5, "Keyframe interval assumed by distance_source 'schedule'."),
     ("num_classes", NUM_CLASSES, "Classes scored (trainIds 0..num_classes-1)."),
 )
-
-
-def latency_stats(values_ms: Any) -> dict[str, Any]:
-    """count, mean, median, p95, max of milliseconds (None where empty); as gsvnet-bag's report."""
-    values = np.asarray(values_ms, np.float64)
-    if values.size == 0:
-        return {"count": 0, "mean": None, "median": None, "p95": None, "max": None}
-    return {"count": int(values.size), "mean": float(values.mean()),
-            "median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
-            "max": float(values.max())}
 
 
 def _mono8(msg: Any) -> np.ndarray:
@@ -236,7 +226,7 @@ class SegmentationEvaluator(Node):
         self._dirty = False
         self.report = report
         self.report_path.parent.mkdir(parents=True, exist_ok=True)
-        self.report_path.write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False)
+        self.report_path.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False)
                                     + "\n", encoding="utf-8")
         self.get_logger().info(format_table(report) + f"\nreport written to {self.report_path}")
         return report
@@ -245,16 +235,6 @@ class SegmentationEvaluator(Node):
         if self._dirty:
             self.write_report()
         super().destroy_node()
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _num(value: Optional[float], scale: float = 1.0) -> str:

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
@@ -14,7 +13,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..models.weights import weights_sha256
+from ..models.weights import atomic_torch_save, weights_sha256
 from .common import (CsvLog, TrainingError, build_optimizer, build_scheduler, loop_cadence, resolve_precision,
                      restore_rng_state, rng_state, seed_everything)
 
@@ -28,17 +27,8 @@ _RESUMABLE_CHANGES = {"loop.iterations", "loop.threads", "loop.log_every", "loop
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync, then os.replace (atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a training checkpoint atomically (temporary file, fsync, os.replace)."""
+    atomic_torch_save(payload, path)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

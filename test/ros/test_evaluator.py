@@ -120,13 +120,14 @@ def test_report_is_written_after_idle_timeout_and_logged(ros_info, backend, tmp_
     h.close()
 
 
-def test_latency_stats_match_the_offline_report():
-    from gsvnet_ros.bag.report import latency_stats as offline_stats
-    from gsvnet_ros.ros.evaluator import latency_stats
+def test_latency_stats_are_exact():
+    from gsvnet_ros.reporting import latency_stats
 
-    values = [3.0, 1.5, 40.0, 2.25, 2.0]
-    assert latency_stats(values) == offline_stats(values)
-    assert latency_stats([]) == offline_stats([])
+    stats = latency_stats([3.0, 1.5, 40.0, 2.25, 2.0])
+    assert stats["count"] == 5 and stats["median"] == 2.25 and stats["max"] == 40.0
+    assert stats["mean"] == pytest.approx(48.75 / 5)
+    assert stats["p95"] == pytest.approx(40.0 - 0.2 * (40.0 - 3.0))
+    assert latency_stats([])["median"] is None
 
 
 def test_unmatched_and_bad_label_images_are_not_scored(ros_info, backend, tmp_path):

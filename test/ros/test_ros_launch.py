@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ros
-launch_testing = pytest.importorskip("launch_testing")
+pytest.importorskip("launch_testing")
 
 import launch  # noqa: E402
 import launch_ros.actions  # noqa: E402

@@ -86,3 +86,15 @@ def test_onnx_export_opset17_matches_eager():
     x, flow = torch.randn(1, 3, 10, 12), torch.randn(1, 2, 10, 12) * 3
     out = sess.run(None, {"x": x.numpy(), "flow": flow.numpy()})[0]
     assert torch.allclose(torch.from_numpy(out), backward_warp(x, flow), atol=1e-4)
+
+
+def test_grid_made_in_inference_mode_is_not_reused_for_training():
+    from gsvnet_ros.models.warp import backward_warp, clear_grid_cache
+
+    clear_grid_cache()
+    logits = torch.randn(1, 3, 6, 10)
+    with torch.inference_mode():
+        backward_warp(logits, torch.zeros(1, 2, 6, 10))
+    flow = torch.zeros(1, 2, 6, 10, requires_grad=True)
+    backward_warp(logits, flow).sum().backward()  # must not hit the inference-mode grid
+    assert flow.grad is not None
