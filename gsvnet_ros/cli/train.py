@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="mode", required=True)
     key = sub.add_parser("keyframe", help="train SwiftNet-R18 or BiSeNet-R18 per frame")
     key.add_argument("--model", choices=("swiftnet_r18", "bisenet_r18"), help="overrides model.keyframe_net")
+    key.add_argument("--init-weights", help="keyframe weight file to start from (warm start, e.g. models/...)")
     _common(key, "config/train_keyframe.yaml")
     prop = sub.add_parser("propagation", help="train O + phi + G with the keyframe net frozen")
     prop.add_argument("--keyframe-weights", required=True, help="keyframe_<net>.pt from a keyframe run")
@@ -76,6 +77,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["model"]["use_intra"] = False
     if getattr(args, "learnable_kernels", False):
         out["model"]["learnable_kernels"] = True
+    if getattr(args, "init_weights", None):
+        out["init_weights"] = args.init_weights  # type: ignore[assignment]
     if getattr(args, "distill", None) is not None:
         out["distill_weight"] = args.distill  # type: ignore[assignment]
     return {k: v for k, v in out.items() if v != {}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Optional
 
 import yaml
 
@@ -148,6 +148,8 @@ class KeyframeTrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # keyframe_net, num_classes, keyframe_scale
     aux_weight: float = 1.0  # BiSeNet auxiliary heads (training only)
     class_weighting: ClassWeighting = "none"
+    # Warm start: a keyframe weight file (e.g. the shipped one) to continue training from.
+    init_weights: Optional[str] = None
     augment: KeyframeAugmentConfig = field(default_factory=KeyframeAugmentConfig)
     optim: KeyframeOptimConfig = field(default_factory=KeyframeOptimConfig)
     data: DataConfig = field(default_factory=DataConfig)

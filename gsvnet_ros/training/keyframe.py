@@ -13,7 +13,7 @@ from ..labels import IGNORE_INDEX
 from ..metrics import confusion_matrix, iou_per_class, mean_iou
 from ..models.build import build_gsvnet
 from ..models.preprocess import normalize
-from ..models.weights import part_state_dict, save_weights, weights_meta
+from ..models.weights import load_weights, part_state_dict, save_weights, weights_meta
 from .common import autocast, class_weights
 from .config import KeyframeTrainConfig
 from ..data.cityscapes import read_rgb
@@ -48,6 +48,8 @@ class KeyframeTrainer(Trainer):
     def setup(self) -> None:
         cfg = self.cfg
         self.model = build_gsvnet(cfg.model).to(self.device)
+        if cfg.init_weights:
+            load_weights(self.model, cfg.init_weights, part="keyframe")
         self.net: nn.Module = self.model.keyframe_net.to(memory_format=self.memory_format)
         train = index_split(self.data_root, cfg.data.train_split)
         if cfg.data.max_train_snippets:

@@ -186,3 +186,14 @@ def test_second_run_on_the_same_keyframe_weights_reuses_the_logit_cache(tmp_path
                                 progress=False, keyframe_weights=weights, cache_dir=tmp_path / "cache")
     for a, b in zip(first.train_clips, second.train_clips):
         assert torch.equal(a.logits_1_8, b.logits_1_8) and torch.equal(a.frames_1_8, b.frames_1_8)
+
+
+def test_keyframe_warm_start_begins_from_the_given_weights(tmp_path, keyframe_run):
+    root, run = keyframe_run
+    start, _ = read_weights(run / "keyframe_swiftnet_r18.pt")
+    cfg = with_overrides(_keyframe_cfg(iterations=1), {"init_weights": str(run / "keyframe_swiftnet_r18.pt")})
+    trainer = KeyframeTrainer(cfg, tmp_path / "warm", data_root=root, progress=False)
+    trainer.setup()
+    for key, value in trainer.net.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, start[key].to(value.dtype), msg=key)
