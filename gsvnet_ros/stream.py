@@ -150,9 +150,8 @@ class VideoSegmenter:
         reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
         device = self.backend.device
         with torch.inference_mode():
-            frame = self._to_tensor(frame_rgb, device)
-            frame_1_8 = downsample_1_8(frame)
-            t_pre = self._sync_time(frame)
+            frame, frame_1_8 = self._prepare(frame_rgb, device, full=bool(reason))
+            t_pre = self._sync_time(frame_1_8)
             if reason:
                 logits = self.backend.keyframe(frame)
             else:
@@ -187,19 +186,22 @@ class VideoSegmenter:
         return time.perf_counter()
 
     @staticmethod
-    def _to_tensor(frame_rgb: np.ndarray, device: torch.device) -> torch.Tensor:
-        """(H, W, 3) uint8 -> (1, 3, H', W') float in [0, 1], H' and W' padded up to a multiple of 32.
+    def _prepare(frame_rgb: np.ndarray, device: torch.device, full: bool
+                 ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
+        """(H, W, 3) uint8 -> (full frame or None, frame at 1/8), float RGB in [0, 1], (1, 3, h, w).
 
-        The frame is uploaded as uint8 (4× fewer bytes than float) and padded by edge replication.
+        The frame is uploaded as uint8 (4× fewer bytes than float), padded by edge replication up to
+        a multiple of 32, and area-averaged to 1/8; the full-resolution frame is only finished for
+        keyframes (a non-keyframe needs the 1/8 frame alone).
         """
         height, width = frame_rgb.shape[:2]
         tensor = torch.from_numpy(np.ascontiguousarray(frame_rgb)).to(device, non_blocking=True)
-        tensor = tensor.permute(2, 0, 1)[None].float().div_(255.0)
-        pad_h = -height % SIZE_MULTIPLE
-        pad_w = -width % SIZE_MULTIPLE
+        tensor = tensor.permute(2, 0, 1)[None].float()  # 0..255
+        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
         if pad_h or pad_w:
             tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
-        return tensor
+        frame_1_8 = downsample_1_8(tensor).div_(255.0)
+        return (tensor.div_(255.0) if full else None), frame_1_8
 
     def _output(self, logits_1_8: torch.Tensor, height: int, width: int
                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
