@@ -10,11 +10,10 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
-from ..reporting import file_sha256
 
 __all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
            "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
-           "load_weights", "weights_sha256"]
+           "load_weights"]
 
 FORMAT = "gsvnet_ros.weights"
 FORMAT_VERSION = 1
@@ -179,7 +178,3 @@ def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> di
         sub.load_state_dict(sub_state, strict=True)
     return meta
 
-
-def weights_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a weight file (model card, ONNX cache keys)."""
-    return file_sha256(path)

@@ -21,8 +21,8 @@ from ..config import ModelConfig
 from ..labels import IGNORE_INDEX
 from ..metrics import DistanceConfusion
 from ..models.build import KEYFRAME_NETS, build_gsvnet
-from ..models.weights import (load_weights, part_state_dict, read_weights, save_weights, weights_meta,
-                              weights_sha256)
+from ..models.weights import load_weights, part_state_dict, read_weights, save_weights, weights_meta
+from ..reporting import file_sha256 as weights_sha256
 from .clips import ClipBatch, SnippetClips, build_clips, sample_clip_batch
 from .common import TrainingError, autocast, class_weights
 from .config import PropagationTrainConfig

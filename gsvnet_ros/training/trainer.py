@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..models.weights import atomic_torch_save, weights_sha256
+from ..models.weights import atomic_torch_save
+from ..reporting import file_sha256 as weights_sha256
 from .common import (CsvLog, TrainingError, build_optimizer, build_scheduler, loop_cadence, resolve_precision,
                      restore_rng_state, rng_state, seed_everything)
 

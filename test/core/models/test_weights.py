@@ -8,7 +8,8 @@ from gsvnet_ros.models.bisenet import BiSeNetR18
 from gsvnet_ros.models.swiftnet import SwiftNetR18
 from gsvnet_ros.models.weights import (WeightsCorruptError, WeightsError, WeightsMismatchError,
                                        WeightsNotFoundError, load_weights, part_state_dict, read_weights,
-                                       save_weights, weights_meta, weights_sha256)
+                                       save_weights, weights_meta)
+from gsvnet_ros.reporting import file_sha256 as weights_sha256
 
 
 def _prop_net(**kw):
