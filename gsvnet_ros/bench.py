@@ -122,7 +122,7 @@ def propagation_breakdown(model: GSVNet, height: int, width: int, repeats: int =
             "flow_net": median_ms(lambda: model.flow(current, previous), repeats),
             "warp": median_ms(lambda: backward_warp(logits, flow), repeats),
             "gsv (intra, edge, guide, fusion)": median_ms(lambda: model.gsv(warped, current), repeats),
-            "output (upsample + argmax)": median_ms(lambda: upsampler(logits[0]), repeats),
+            "output, random logits (worst case)": median_ms(lambda: upsampler(logits[0]), repeats),
         }
     return stages
 

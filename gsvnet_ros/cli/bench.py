@@ -88,7 +88,7 @@ def print_report(figures: dict) -> None:
     if torch_fig and ort_fig:
         print(f"onnxruntime vs torch: keyframe {torch_fig['keyframe_ms'] / ort_fig['keyframe_ms']:.2f}x "
               f"faster, non-keyframe {torch_fig['non_keyframe_ms'] / ort_fig['non_keyframe_ms']:.2f}x faster")
-    print("propagation path in torch eager, per stage (ms):")
+    print("propagation path in torch eager on random inputs, per stage (ms):")
     for name, value in figures["propagation_breakdown_ms"].items():
         print(f"  {name:34s} {value:7.2f}")
     if "gmacs" in figures:
