@@ -158,21 +158,24 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> An
     return cls(**kwargs)
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The top-level mapping of a YAML file; ConfigError naming the file when missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path} (expected a YAML file)")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{what} {path}: expected a mapping at the top level")
+    return loaded
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
                 ) -> GSVNetConfig:
     """Load a GSVNetConfig from YAML (defaults when path is None), then apply nested overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path} (expected a YAML file)")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: expected a mapping at the top level")
-        data = loaded
+    data: dict[str, Any] = {} if path is None else read_yaml_mapping(path)
     for section, values in (overrides or {}).items():
         merged = dict(data.get(section) or {})
         merged.update(values)

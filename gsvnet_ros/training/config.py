@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-import yaml
 
-from ..config import ConfigError, ModelConfig, from_dict
+from ..config import ConfigError, ModelConfig, from_dict, read_yaml_mapping
 
 __all__ = ["OptimConfig", "DataConfig", "LoopConfig", "KeyframeAugmentConfig", "ClipConfig",
            "KeyframeTrainConfig", "PropagationTrainConfig", "load_train_config", "with_overrides"]
@@ -208,18 +207,7 @@ class PropagationTrainConfig:
 def load_train_config(cls: type, path: str | Path | None = None,
                       overrides: Mapping[str, Any] | None = None) -> Any:
     """Load `cls` (KeyframeTrainConfig or PropagationTrainConfig) from YAML, then apply nested overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"training config file not found: {path} (expected a YAML file)")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"training config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"training config file {path}: expected a mapping at the top level")
-        data = loaded
+    data = {} if path is None else read_yaml_mapping(path, "training config file")
     return from_dict(cls, _merge(data, overrides or {}))
 
 
