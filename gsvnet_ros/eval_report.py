@@ -8,7 +8,7 @@ from typing import Any
 
 from .labels import CLASS_NAMES
 
-__all__ = ["write_json", "render_markdown", "plot_accuracy_throughput"]
+__all__ = ["write_json", "write_markdown", "render_markdown", "plot_accuracy_throughput"]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -19,6 +19,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(results: dict, path: Path) -> None:
     _atomic_write_text(path, json.dumps(results, indent=1, default=float))
+
+
+def write_markdown(results: dict, command: str, path: Path) -> None:
+    _atomic_write_text(path, render_markdown(results, command))
 
 
 def _pct(value: Any) -> str:

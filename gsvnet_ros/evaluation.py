@@ -7,7 +7,7 @@ are pooled afterwards: average mIoU(l) pools offsets 0..l-1, minimum mIoU(l) is 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -38,11 +38,9 @@ class Snippet:
 
 @dataclass
 class OffsetScores:
-    """Confusion matrices by distance from the keyframe, plus the stream's own timings."""
+    """Confusion matrices by distance from the keyframe."""
 
     confusion: DistanceConfusion
-    keyframe_ms: list[float] = field(default_factory=list)
-    non_keyframe_ms: list[float] = field(default_factory=list)
 
 
 def segment_offsets(segmenter: VideoSegmenter, snippet: Snippet, max_offset: int

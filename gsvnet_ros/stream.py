@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 SIZE_MULTIPLE = 32  # the guiding net downsamples ×4 from 1/8 (MODEL_SPEC.md, data flow)
-STAGES = ("preprocess", "network", "output", "total")
 
 
 class SegmentationError(ValueError):

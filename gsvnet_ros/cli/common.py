@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Any, Mapping
 
-from ..config import ConfigError, GSVNetConfig, load_config
+from ..config import GSVNetConfig, load_config
 
 __all__ = ["parse_size", "config_from_args", "add_config_arguments", "fail"]
 
@@ -47,11 +47,3 @@ def fail(message: str, code: int = 2) -> int:
     """Print a one-line error to stderr and return the exit code."""
     print(f"error: {message}", file=sys.stderr)
     return code
-
-
-def guarded(main_body) -> int:
-    """Run main_body(); configuration errors become a one-line message and exit code 2."""
-    try:
-        return main_body()
-    except ConfigError as exc:
-        return fail(str(exc))

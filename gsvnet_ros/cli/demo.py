@@ -25,9 +25,8 @@ def shipped_config(keyframe_net: str) -> Optional[Path]:
     return path if all(w and Path(w).is_file() for w in weights) else None
 
 
-def _step(title: str) -> float:
+def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
-    return time.perf_counter()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..config import RuntimeConfig
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
-from ..eval_report import plot_accuracy_throughput, render_markdown, write_json
+from ..eval_report import plot_accuracy_throughput, write_json, write_markdown
 from ..eval_runs import VARIANTS, EvalPlan, find_model_files, run_all
 from ..evaluation import Snippet
 from .common import fail
@@ -73,8 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = "gsvnet-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(results, args.out / "results.json")
-    (args.out / "results.md.tmp").write_text(render_markdown(results, command))
-    (args.out / "results.md.tmp").replace(args.out / "results.md")
+    write_markdown(results, command, args.out / "results.md")
     plot_accuracy_throughput(results, args.out / "accuracy_throughput.png")
     print(f"wrote {args.out / 'results.md'}, results.json and accuracy_throughput.png "
           f"in {results['wall_s']:.0f} s")
