@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("keyframe", help="train SwiftNet-R18 or BiSeNet-R18 per frame")
     key.add_argument("--model", choices=("swiftnet_r18", "bisenet_r18"), help="overrides model.keyframe_net")
     key.add_argument("--init-weights", help="keyframe weight file to start from (warm start, e.g. models/...)")
+    key.add_argument("--init-backbone", help="keyframe weight file whose ResNet-18 trunk starts this net's "
+                                             "(e.g. the SwiftNet-R18 file for BiSeNet-R18)")
     _common(key, "config/train_keyframe.yaml")
     prop = sub.add_parser("propagation", help="train O + phi + G with the keyframe net frozen")
     prop.add_argument("--keyframe-weights", required=True, help="keyframe_<net>.pt from a keyframe run")
@@ -79,6 +81,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["model"]["learnable_kernels"] = True
     if getattr(args, "init_weights", None):
         out["init_weights"] = args.init_weights  # type: ignore[assignment]
+    if getattr(args, "init_backbone", None):
+        out["init_backbone"] = args.init_backbone  # type: ignore[assignment]
     if getattr(args, "distill", None) is not None:
         out["distill_weight"] = args.distill  # type: ignore[assignment]
     return {k: v for k, v in out.items() if v != {}}

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 __all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
            "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
-           "load_weights"]
+           "load_weights", "load_resnet_trunk"]
 
 FORMAT = "gsvnet_ros.weights"
 FORMAT_VERSION = 1
@@ -178,3 +178,34 @@ def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> di
         sub.load_state_dict(sub_state, strict=True)
     return meta
 
+
+
+def _trunk_of(image_net: nn.Module) -> tuple[str, nn.Module]:
+    """(attribute name, module) of the ResNet-18 trunk of an image net (SwiftNet: backbone, BiSeNet:
+    context_path); a module whose type is named ResNet18."""
+    for name, child in image_net.named_children():
+        if type(child).__name__ == "ResNet18":
+            return name, child
+    raise ValueError(f"{type(image_net).__name__} has no ResNet18 trunk")
+
+
+def load_resnet_trunk(image_net: nn.Module, path: str | os.PathLike) -> str:
+    """Initialise only the ResNet-18 trunk of `image_net` (a bare keyframe net) from any keyframe file.
+
+    The ImageNet-pretraining step of the paper's recipe, done with our own weights: a SwiftNet-R18 file
+    can start a BiSeNet-R18 context path and vice versa (same torchvision-style names under another
+    prefix). Returns the prefix the trunk was read from.
+    """
+    state, meta = read_weights(path)
+    _, trunk = _trunk_of(image_net)
+    names = list(trunk.state_dict())
+    prefixes = sorted({key[:-len(names[0])] for key in state if key.endswith(names[0])})
+    for prefix in prefixes:
+        if all(prefix + name in state and tuple(state[prefix + name].shape) == tuple(value.shape)
+               for name, value in trunk.state_dict().items()):
+            trunk.load_state_dict({name: state[prefix + name].to(value.dtype)
+                                   for name, value in trunk.state_dict().items()}, strict=True)
+            return prefix
+    raise WeightsMismatchError(f"weights file {Path(path)} (architecture {meta.get('architecture', '?')!r}) "
+                               f"holds no ResNet-18 trunk ({len(names)} tensors such as '{names[0]}' under "
+                               f"one prefix) to initialise {type(image_net).__name__} from")

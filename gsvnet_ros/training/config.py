@@ -92,17 +92,20 @@ def _check_crop(prefix: str, height: int, width: int, multiple: int) -> None:
 
 @dataclass(frozen=True)
 class KeyframeAugmentConfig:
-    """Random scale (relative to the full-resolution frame), crop and horizontal flip."""
+    """Random scale (relative to the full-resolution frame), crop, horizontal flip, photometric jitter."""
 
     scale_min: float = 0.5
     scale_max: float = 1.0
     crop_height: int = 256
     crop_width: int = 256
     flip: bool = True
+    color_jitter: float = 0.2  # brightness, contrast, saturation factors uniform in [1 - j, 1 + j]; 0 = off
 
     def __post_init__(self) -> None:
         _require(0 < self.scale_min <= self.scale_max <= 2.0, "augment.scale_min/scale_max",
                  "0 < scale_min <= scale_max <= 2", (self.scale_min, self.scale_max))
+        _require(0.0 <= self.color_jitter < 1.0, "augment.color_jitter", "a number in [0, 1)",
+                 self.color_jitter)
         _check_crop("augment", self.crop_height, self.crop_width, 32)
 
 
@@ -149,6 +152,9 @@ class KeyframeTrainConfig:
     class_weighting: ClassWeighting = "none"
     # Warm start: a keyframe weight file (e.g. the shipped one) to continue training from.
     init_weights: Optional[str] = None
+    # Backbone warm start: only the ResNet-18 trunk, from any keyframe file (our stand-in for ImageNet
+    # pretraining: a trained SwiftNet-R18 starts BiSeNet-R18's context path).
+    init_backbone: Optional[str] = None
     augment: KeyframeAugmentConfig = field(default_factory=KeyframeAugmentConfig)
     optim: KeyframeOptimConfig = field(default_factory=KeyframeOptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -156,6 +162,8 @@ class KeyframeTrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.aux_weight >= 0, "aux_weight", "a number >= 0", self.aux_weight)
+        _require(not (self.init_weights and self.init_backbone), "init_backbone",
+                 "unset when init_weights is set (init_weights already holds the trunk)", self.init_backbone)
 
 
 @dataclass(frozen=True)

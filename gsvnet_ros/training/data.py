@@ -23,7 +23,7 @@ from ..data.errors import DatasetLayoutError
 from ..labels import IGNORE_INDEX, label_ids_to_train_ids
 
 __all__ = ["TrainSnippet", "index_split", "resolve_label_source", "read_train_ids", "label_file",
-           "FrameStore", "load_keyframe_samples", "random_scale_crop", "keyframe_batch"]
+           "FrameStore", "load_keyframe_samples", "random_scale_crop", "color_jitter", "keyframe_batch"]
 
 _MAX_FRAMES_BACK = 29  # annotated-only data: frames before the labelled one that a snippet may hold
 
@@ -164,9 +164,22 @@ def _offset(size: int, crop: int, rng: np.random.Generator) -> int:
     return int(rng.integers(low, high + 1))
 
 
+def color_jitter(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness, contrast and saturation of a uint8 RGB image, factors in [1 - s, 1 + s]."""
+    if strength <= 0:
+        return image
+    low, high = 1.0 - strength, 1.0 + strength
+    out = image.astype(np.float32) * float(rng.uniform(low, high))           # brightness
+    mean = out.mean()
+    out = (out - mean) * float(rng.uniform(low, high)) + mean                  # contrast
+    grey = out @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = (out - grey[..., None]) * float(rng.uniform(low, high)) + grey[..., None]  # saturation
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def keyframe_batch(store: FrameStore, keys: Sequence[tuple[int, int]], batch_size: int,
                    scale_range: tuple[float, float], crop_hw: tuple[int, int], flip: bool,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                   rng: np.random.Generator, jitter: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(B, H, W, 3) uint8 images and (B, H, W) uint8 trainIds of randomly drawn, augmented frames."""
     images = np.empty((batch_size, *crop_hw, 3), np.uint8)
     labels = np.empty((batch_size, *crop_hw), np.uint8)
@@ -175,6 +188,7 @@ def keyframe_batch(store: FrameStore, keys: Sequence[tuple[int, int]], batch_siz
         key = keys[int(pick)]
         scale = float(rng.uniform(scale_range[0], scale_range[1]))
         do_flip = bool(flip and rng.random() < 0.5)
-        images[b], labels[b] = random_scale_crop(store.frames[key], store.labels[key], scale, crop_hw,
-                                                 do_flip, rng)
+        image, labels[b] = random_scale_crop(store.frames[key], store.labels[key], scale, crop_hw,
+                                             do_flip, rng)
+        images[b] = color_jitter(image, jitter, rng)
     return images, labels

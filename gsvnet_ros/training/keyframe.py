@@ -13,7 +13,7 @@ from ..labels import IGNORE_INDEX
 from ..metrics import confusion_matrix, iou_per_class, mean_iou
 from ..models.build import build_gsvnet
 from ..models.preprocess import normalize
-from ..models.weights import load_weights, part_state_dict, save_weights, weights_meta
+from ..models.weights import load_resnet_trunk, load_weights, part_state_dict, save_weights, weights_meta
 from .common import autocast, class_weights
 from .config import KeyframeTrainConfig
 from ..data.cityscapes import read_rgb
@@ -50,6 +50,8 @@ class KeyframeTrainer(Trainer):
         self.model = build_gsvnet(cfg.model).to(self.device)
         if cfg.init_weights:
             load_weights(self.model, cfg.init_weights, part="keyframe")
+        if cfg.init_backbone:
+            load_resnet_trunk(self.model.keyframe_net, cfg.init_backbone)
         self.net: nn.Module = self.model.keyframe_net.to(memory_format=self.memory_format)
         train = index_split(self.data_root, cfg.data.train_split)
         if cfg.data.max_train_snippets:
@@ -72,7 +74,7 @@ class KeyframeTrainer(Trainer):
         aug = self.cfg.augment
         images, labels = keyframe_batch(self.store, self.keys, self.loop.batch_size,
                                         (aug.scale_min, aug.scale_max), (aug.crop_height, aug.crop_width),
-                                        aug.flip, self.sampler)
+                                        aug.flip, self.sampler, aug.color_jitter)
         x = normalize(to_tensor(images, self.device)).contiguous(memory_format=self.memory_format)
         target = torch.from_numpy(labels).to(self.device).long()
         self.net.train()

@@ -8,7 +8,7 @@ from gsvnet_ros.models.bisenet import BiSeNetR18
 from gsvnet_ros.models.swiftnet import SwiftNetR18
 from gsvnet_ros.models.weights import (WeightsCorruptError, WeightsError, WeightsMismatchError,
                                        WeightsNotFoundError, load_weights, part_state_dict, read_weights,
-                                       save_weights, weights_meta)
+                                       save_weights, weights_meta, load_resnet_trunk)
 from gsvnet_ros.reporting import file_sha256 as weights_sha256
 
 
@@ -149,3 +149,30 @@ def test_loading_uses_weights_only(tmp_path):
     with pytest.raises(WeightsCorruptError, match="corrupted or not a gsvnet_ros weight file"):
         read_weights(path)
     assert not _Payload.marker.exists()
+
+
+def test_resnet_trunk_moves_between_swiftnet_and_bisenet_and_nothing_else_changes(tmp_path):
+    torch.manual_seed(0)
+    swift = SwiftNetR18(5)
+    _randomise(swift)
+    path = save_weights(swift, tmp_path / "swift.pt", half=False, meta=weights_meta(swift, "keyframe"))
+    bise = BiSeNetR18(5)
+    before = {k: v.clone() for k, v in bise.state_dict().items()}
+    assert load_resnet_trunk(bise, path) == "backbone."
+    for key, value in bise.state_dict().items():
+        if key.startswith("context_path."):
+            assert torch.equal(value, swift.state_dict()["backbone." + key[len("context_path."):]]), key
+        else:
+            assert torch.equal(value, before[key]), key  # heads keep their fresh initialisation
+    back = SwiftNetR18(5)
+    bise_path = save_weights(bise, tmp_path / "bise.pt", half=False, meta=weights_meta(bise, "keyframe"))
+    assert load_resnet_trunk(back, bise_path) == "context_path."
+    assert torch.equal(back.backbone.layer4[1].conv2.weight, swift.backbone.layer4[1].conv2.weight)
+
+
+def test_resnet_trunk_from_a_propagation_file_is_a_named_error(tmp_path):
+    src = _prop_net()
+    path = save_weights(part_state_dict(src, "propagation"), tmp_path / "prop.pt",
+                        meta=weights_meta(src, "propagation"))
+    with pytest.raises(WeightsMismatchError, match="holds no ResNet-18 trunk"):
+        load_resnet_trunk(SwiftNetR18(3), path)

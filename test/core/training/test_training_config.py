@@ -30,6 +30,9 @@ def test_shipped_yaml_equals_the_dataclass_defaults(name, cls):
     (KeyframeTrainConfig, "optim:\n  optimizer: lamb\n", "'optim.optimizer': expected one of"),
     (KeyframeTrainConfig, "loop:\n  batch_size: 0\n", "'loop.batch_size': expected an integer >= 1"),
     (KeyframeTrainConfig, "- 1\n", "expected a mapping at the top level"),
+    (KeyframeTrainConfig, "augment:\n  color_jitter: 1.5\n", "'augment.color_jitter': expected a number in"),
+    (KeyframeTrainConfig, "init_weights: a.pt\ninit_backbone: b.pt\n",
+     "'init_backbone': expected unset when init_weights is set"),
 ])
 def test_bad_training_config_is_rejected_with_the_key_named(tmp_path, cls, text, message):
     path = tmp_path / "bad.yaml"

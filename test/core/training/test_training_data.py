@@ -5,7 +5,7 @@ import torch
 
 from gsvnet_ros.data.errors import DatasetLayoutError
 from gsvnet_ros.training.clips import SnippetClips, plan_positions, sample_clip_batch
-from gsvnet_ros.training.data import index_split, random_scale_crop, resolve_label_source
+from gsvnet_ros.training.data import color_jitter, index_split, random_scale_crop, resolve_label_source
 
 from training_helpers import write_fake_cityscapes
 
@@ -82,3 +82,19 @@ def test_clip_batch_cuts_the_same_window_on_the_1_8_grid():
         assert torch.equal(frames[row - 2, :, y:y + 4, x:x + 8], batch.frames_1_8[0, b])
         assert torch.equal(logits[row - 2, :, y:y + 4, x:x + 8].float(), batch.key_logits[b])
         assert torch.equal(logits[row, :, y:y + 4, x:x + 8].float(), batch.teacher[b])
+
+
+def test_color_jitter_is_identity_at_zero_and_bounded_otherwise():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    assert color_jitter(image, 0.0, rng) is image
+    grey = np.full((8, 8, 3), 100, np.uint8)
+    for _ in range(20):
+        out = color_jitter(grey, 0.3, rng)
+        assert out.dtype == np.uint8 and out.shape == grey.shape
+        # a flat grey image stays flat and grey (contrast and saturation have nothing to act on);
+        # only brightness moves it, by at most the jitter strength
+        assert np.ptp(out) == 0
+        assert 70 - 1 <= int(out[0, 0, 0]) <= 130 + 1
+    moved = [abs(float(color_jitter(image, 0.3, rng).mean()) - float(image.mean())) for _ in range(10)]
+    assert max(moved) > 1.0
