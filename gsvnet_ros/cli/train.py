@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(key, "config/train_keyframe.yaml")
     prop = sub.add_parser("propagation", help="train O + phi + G with the keyframe net frozen")
     prop.add_argument("--keyframe-weights", required=True, help="keyframe_<net>.pt from a keyframe run")
+    prop.add_argument("--init-weights", help="propagation weight file to start from (warm start)")
     prop.add_argument("--no-intra", action="store_true", help="ablation without phi (model.use_intra: false)")
     prop.add_argument("--learnable-kernels", action="store_true", help="trainable shift kernels (Table A5)")
     prop.add_argument("--kernel-size", type=int, choices=(3, 5), help="ideal-delay kernels 3x3 or 5x5")

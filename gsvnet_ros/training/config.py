@@ -199,6 +199,9 @@ class PropagationTrainConfig:
     flow_lr_factor: float = 1.0  # lr multiplier of the flow net O
     class_weighting: ClassWeighting = "none"
     val_interval: int = 5  # keyframe interval l of the validation protocol (average and minimum mIoU)
+    # Warm start: a propagation weight file (O, phi, G) trained with another keyframe net or earlier;
+    # its switches (kernel size, use_intra, ...) must match this run's.
+    init_weights: Optional[str] = None
     optim: PropagationOptimConfig = field(default_factory=PropagationOptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loop: PropagationLoopConfig = field(default_factory=PropagationLoopConfig)

@@ -73,6 +73,8 @@ class PropagationTrainer(Trainer):
         self.model = build_gsvnet(self.model_cfg).to(self.device)
         load_weights(self.model, self.keyframe_weights, part="keyframe")
         self.model.keyframe_net.eval().requires_grad_(False)  # frozen, BN statistics too
+        if cfg.init_weights:
+            load_weights(self.model, cfg.init_weights, part="propagation")
         self.keyframe_sha = weights_sha256(self.keyframe_weights)
         clips = cfg.clips
         train = index_split(self.data_root, cfg.data.train_split)

@@ -10,6 +10,7 @@ import torch
 
 from gsvnet_ros.config import ModelConfig
 from gsvnet_ros.models import build_gsvnet, load_weights, read_weights
+from gsvnet_ros.models.weights import WeightsMismatchError, part_state_dict, save_weights, weights_meta
 from gsvnet_ros.training import (KeyframeTrainConfig, KeyframeTrainer, PropagationTrainConfig,
                                  PropagationTrainer, TrainingError, read_checkpoint, with_overrides)
 
@@ -197,3 +198,27 @@ def test_keyframe_warm_start_begins_from_the_given_weights(tmp_path, keyframe_ru
     for key, value in trainer.net.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(value, start[key].to(value.dtype), msg=key)
+
+
+def test_propagation_warm_start_begins_from_the_given_weights(tmp_path, keyframe_run):
+    root, kf_run = keyframe_run
+    source = build_gsvnet(ModelConfig())
+    with torch.no_grad():
+        for value in part_state_dict(source, "propagation").values():
+            if value.is_floating_point():
+                value.normal_()
+    path = save_weights(part_state_dict(source, "propagation"), tmp_path / "start.pt",
+                        meta=weights_meta(source, "propagation"))
+    cfg = with_overrides(_propagation_cfg(1), {"init_weights": str(path)})
+    trainer = PropagationTrainer(cfg, tmp_path / "warm", data_root=root, progress=False,
+                                 keyframe_weights=kf_run / "keyframe_swiftnet_r18.pt", cache_dir=tmp_path / "c")
+    trainer.setup()
+    start, _ = read_weights(path)
+    for key, value in part_state_dict(trainer.model, "propagation").items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, start[key].to(value.dtype), msg=key)
+    mismatched = with_overrides(_propagation_cfg(1, use_intra=False), {"init_weights": str(path)})
+    with pytest.raises(WeightsMismatchError, match="unexpected keys"):
+        PropagationTrainer(mismatched, tmp_path / "bad", data_root=root, progress=False,
+                           keyframe_weights=kf_run / "keyframe_swiftnet_r18.pt",
+                           cache_dir=tmp_path / "c").setup()
