@@ -62,6 +62,8 @@ class RuntimeConfig:
     keyframe_weights: Optional[str] = None
     propagation_weights: Optional[str] = None
     onnx_cache_dir: Optional[str] = None  # default: ~/.cache/gsvnet_ros/onnx
+    # onnxruntime backend: int8 = statically quantized keyframe graph (backends/onnx_quantize.py)
+    onnx_precision: Literal["fp32", "int8"] = "fp32"
 
     def __post_init__(self) -> None:
         ok = self.device in ("auto", "cpu", "cuda") or (

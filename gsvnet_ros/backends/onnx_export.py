@@ -20,6 +20,7 @@ from ..reporting import file_sha256
 __all__ = [
     "OPSET",
     "PARTS",
+    "PRECISIONS",
     "default_cache_dir",
     "model_fingerprint",
     "export_part",
@@ -28,6 +29,7 @@ __all__ = [
 
 OPSET = 17  # grid_sample needs opset >= 16
 PARTS = ("keyframe", "propagation")
+PRECISIONS = ("fp32", "int8")
 
 
 class _KeyframeGraph(nn.Module):
@@ -100,27 +102,51 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
             os.unlink(tmp_name)
 
 
-def cached_export(model: GSVNet, part: str, height: int, width: int,
-                  cache_dir: Optional[Path] = None, fingerprint: Optional[str] = None) -> Path:
-    """Path of a verified ONNX file for (model weights, part, size), exporting it when needed.
+def _graph_is_valid(graph_path: Path, sidecar_path: Path, key: str) -> bool:
+    """True when the graph's bytes match its sidecar's sha256 and the sidecar holds `key`."""
+    if not (graph_path.is_file() and sidecar_path.is_file()):
+        return False
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return sidecar.get("fingerprint") == key and sidecar.get("sha256") == file_sha256(graph_path)
 
-    Each graph has a sidecar JSON holding the model fingerprint and the sha256 of the graph file.
-    A graph whose bytes no longer match its sidecar (corrupt, truncated, replaced) or whose
-    fingerprint is another model's is rebuilt, never used.
+
+def cached_export(model: GSVNet, part: str, height: int, width: int,
+                  cache_dir: Optional[Path] = None, fingerprint: Optional[str] = None,
+                  precision: str = "fp32") -> Path:
+    """Path of a verified ONNX file for (model weights, part, size, precision), exporting it when needed.
+
+    Each graph has a sidecar JSON holding the cache key (the model fingerprint; for int8 also the
+    quantization recipe) and the sha256 of the graph file. A graph whose bytes no longer match its
+    sidecar (corrupt, truncated, replaced) or whose key is another model's is rebuilt, never used.
+    `precision` int8 applies to the keyframe graph only (backends/onnx_quantize.py).
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    if precision == "int8" and part != "keyframe":
+        raise ValueError("int8 quantization applies to the keyframe graph only")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     fingerprint = fingerprint or model_fingerprint(model)
-    stem = f"{model.cfg.keyframe_net}_{part}_{height}x{width}_{fingerprint[:16]}"
+    key = fingerprint
+    if precision == "int8":
+        from .onnx_quantize import INT8_RECIPE
+
+        key = hashlib.sha256(f"{fingerprint}|{INT8_RECIPE}".encode()).hexdigest()
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    stem = f"{model.cfg.keyframe_net}_{part}{suffix}_{height}x{width}_{key[:16]}"
     graph_path, sidecar_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
-    if graph_path.is_file() and sidecar_path.is_file():
-        try:
-            sidecar = json.loads(sidecar_path.read_text())
-        except (OSError, ValueError):
-            sidecar = {}
-        if sidecar.get("fingerprint") == fingerprint and sidecar.get("sha256") == file_sha256(graph_path):
-            return graph_path
-    export_part(model, part, height, width, graph_path)
-    sidecar = {"fingerprint": fingerprint, "sha256": file_sha256(graph_path), "part": part,
+    if _graph_is_valid(graph_path, sidecar_path, key):
+        return graph_path
+    if precision == "fp32":
+        export_part(model, part, height, width, graph_path)
+    else:
+        from .onnx_quantize import quantize_keyframe_graph
+
+        source = cached_export(model, part, height, width, cache_dir, fingerprint, "fp32")
+        quantize_keyframe_graph(source, graph_path, height, width)
+    sidecar = {"fingerprint": key, "sha256": file_sha256(graph_path), "part": part, "precision": precision,
                "size": [height, width], "opset": OPSET, "torch": torch.__version__}
     tmp_sidecar = sidecar_path.with_suffix(".json.tmp")
     tmp_sidecar.write_text(json.dumps(sidecar, indent=1))

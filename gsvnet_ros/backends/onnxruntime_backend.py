@@ -34,7 +34,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
-                 cache_dir: Optional[str] = None) -> None:
+                 cache_dir: Optional[str] = None, precision: str = "fp32") -> None:
         import onnxruntime as ort
 
         self._ort = ort
@@ -44,6 +44,7 @@ class OnnxRuntimeBackend(Backend):
         self.device = torch.device("cpu")
         self._threads = threads
         self._cache_dir = Path(cache_dir) if cache_dir else None
+        self.precision = precision  # of the keyframe graph; propagation is always fp32
         self._fingerprint = model_fingerprint(self.model)
         available = ort.get_available_providers()
         self.providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -56,16 +57,19 @@ class OnnxRuntimeBackend(Backend):
         wants_cuda = cfg.runtime.device.startswith("cuda") or (
             cfg.runtime.device == "auto" and torch.cuda.is_available())
         return cls(model, threads=cfg.runtime.threads, use_cuda=wants_cuda,
-                   cache_dir=cfg.runtime.onnx_cache_dir)
+                   cache_dir=cfg.runtime.onnx_cache_dir, precision=cfg.runtime.onnx_precision)
 
     def describe(self) -> str:
-        return f"{self.name} backend ({self.providers[0]}), {self.model_name}"
+        precision = "" if self.precision == "fp32" else f", {self.precision} keyframe graph"
+        return f"{self.name} backend ({self.providers[0]}{precision}), {self.model_name}"
 
     def session(self, part: str, height: int, width: int):
         """The InferenceSession for `part` at full-resolution size height x width (exported once)."""
         key = (part, height, width)
         if key not in self._sessions:
-            path = cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint)
+            precision = self.precision if part == "keyframe" else "fp32"
+            path = cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
+                                 precision)
             options = self._ort.SessionOptions()
             options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if self._threads:

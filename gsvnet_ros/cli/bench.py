@@ -22,8 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=parse_size, default=(1024, 512), help="WIDTHxHEIGHT (1024x512)")
     parser.add_argument("--frames", type=int, default=40, help="frames streamed at interval 5 (40)")
     parser.add_argument("--repeats", type=int, default=10, help="repeats per stage in the breakdown")
-    parser.add_argument("--backends", default="torch,onnxruntime",
-                        help="comma-separated backends to time in this run (torch,onnxruntime)")
+    parser.add_argument("--backends", default="torch,onnxruntime,onnxruntime:int8",
+                        help="comma-separated backends to time in this run; onnxruntime:int8 = the "
+                             "statically quantized keyframe graph (default torch,onnxruntime,onnxruntime:int8)")
     parser.add_argument("--no-macs", action="store_true", help="skip the GMAC count")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     add_config_arguments(parser)
@@ -62,8 +63,10 @@ def run(args: argparse.Namespace) -> dict:
                                  "propagation": base.runtime.propagation_weights},
                      "backends": {}}
     for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        cfg = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, backend=name))
-        figures["backends"][name] = time_backend(cfg, model, frames)
+        backend, _, precision = name.partition(":")
+        runtime = dataclasses.replace(base.runtime, backend=backend,
+                                      onnx_precision=precision or base.runtime.onnx_precision)
+        figures["backends"][name] = time_backend(dataclasses.replace(base, runtime=runtime), model, frames)
     figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
     if not args.no_macs:
         figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
@@ -84,10 +87,13 @@ def print_report(figures: dict) -> None:
             print(f"  {label:19s} {parts} (ms)")
         print("  frames/s by keyframe interval: " + ", ".join(
             f"l={l}: {fps:.1f}" for l, fps in fig["fps_by_interval"].items()))
-    torch_fig, ort_fig = figures["backends"].get("torch"), figures["backends"].get("onnxruntime")
-    if torch_fig and ort_fig:
-        print(f"onnxruntime vs torch: keyframe {torch_fig['keyframe_ms'] / ort_fig['keyframe_ms']:.2f}x "
-              f"faster, non-keyframe {torch_fig['non_keyframe_ms'] / ort_fig['non_keyframe_ms']:.2f}x faster")
+    torch_fig = figures["backends"].get("torch")
+    for name, fig in figures["backends"].items():
+        if torch_fig and name != "torch":
+            print(f"{name} vs torch: keyframe {torch_fig['keyframe_ms'] / fig['keyframe_ms']:.2f}x faster, "
+                  f"non-keyframe {torch_fig['non_keyframe_ms'] / fig['non_keyframe_ms']:.2f}x faster")
+        print(f"{name}: GSVNet l=4 vs per-frame (l=1) frames/s "
+              f"{fig['fps_by_interval'][4] / fig['fps_by_interval'][1]:.2f}x")
     print("propagation path in torch eager on random inputs, per stage (ms):")
     for name, value in figures["propagation_breakdown_ms"].items():
         print(f"  {name:34s} {value:7.2f}")

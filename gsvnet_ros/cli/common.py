@@ -22,12 +22,14 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config, --device, --backend, --threads, --keyframe-net: the options every runner takes."""
+    """--config, --device, --backend, --threads, --keyframe-net, --onnx-precision: every runner's options."""
     parser.add_argument("--config", help="model/runtime YAML (see config/model.yaml)")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"))
     parser.add_argument("--threads", type=int, help="CPU threads for the networks")
     parser.add_argument("--keyframe-net", choices=("swiftnet_r18", "bisenet_r18"))
+    parser.add_argument("--onnx-precision", choices=("fp32", "int8"),
+                        help="onnxruntime backend: fp32 or int8 (statically quantized keyframe graph)")
 
 
 def config_from_args(args: argparse.Namespace, extra: Mapping[str, Mapping[str, Any]] | None = None
@@ -35,7 +37,7 @@ def config_from_args(args: argparse.Namespace, extra: Mapping[str, Mapping[str, 
     """Load --config and apply the command-line overrides that were given."""
     overrides: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (extra or {}).items()}
     runtime = overrides.setdefault("runtime", {})
-    for key in ("device", "backend", "threads"):
+    for key in ("device", "backend", "threads", "onnx_precision"):
         if getattr(args, key, None) is not None:
             runtime[key] = getattr(args, key)
     if getattr(args, "keyframe_net", None):

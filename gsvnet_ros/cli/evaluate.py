@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="fp32",
+                        help="onnxruntime backend: int8 = the statically quantized keyframe graph")
     return parser
 
 
@@ -54,7 +56,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not model_files:
         return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
                     "propagation_<net>.pt (see models/MODEL_CARD.md)")
-    plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend, threads=args.threads))
+    plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend, threads=args.threads,
+                                          onnx_precision=args.onnx_precision))
     limit = args.snippets
     if args.quick:
         plan = dataclasses.replace(plan, scales=(0.75, 0.5), timing_frames=12)
@@ -67,7 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     steps = sum(len(plan.scales) + len(f.propagation) for f in model_files) * len(snippets)
     with tqdm(total=steps, desc="evaluate", unit="run") as bar:
         results = run_all(model_files, snippets, plan, tick=bar.update)
-    results["machine"] = f"{platform.machine()} CPU, {args.threads} threads, backend {args.backend}"
+    precision = "" if args.onnx_precision == "fp32" else f" ({args.onnx_precision} keyframe graph)"
+    results["machine"] = (f"{platform.machine()} CPU, {args.threads} threads, backend {args.backend}"
+                          f"{precision}")
     results["wall_s"] = time.perf_counter() - started
     results["variants"] = {k or "full": v[1] for k, v in VARIANTS.items()}
     command = "gsvnet-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))

@@ -31,8 +31,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for width, height in args.size or [(1024, 512)]:
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
         for part in PARTS:
-            path = cached_export(model, part, padded_h, padded_w, cache, fingerprint)
-            print(f"{part:12s} {padded_w}x{padded_h}  {path}")
+            precision = cfg.runtime.onnx_precision if part == "keyframe" else "fp32"
+            path = cached_export(model, part, padded_h, padded_w, cache, fingerprint, precision)
+            print(f"{part:12s} {padded_w}x{padded_h}  {precision}  {path}")
     return 0
 
 
