@@ -30,6 +30,9 @@ __all__ = [
 OPSET = 17  # grid_sample needs opset >= 16
 PARTS = ("keyframe", "propagation")
 PRECISIONS = ("fp32", "int8")
+# Bump whenever the exported graphs change for the same weights, so caches written by an older
+# gsvnet_ros are rebuilt rather than reused.
+GRAPH_VERSION = 1
 
 
 class _KeyframeGraph(nn.Module):
@@ -64,7 +67,7 @@ def default_cache_dir() -> Path:
 def model_fingerprint(model: GSVNet) -> str:
     """sha256 over the model config and every parameter and buffer (names, shapes, bytes)."""
     digest = hashlib.sha256(json.dumps(asdict(model.cfg), sort_keys=True).encode())
-    digest.update(f"{torch.__version__}|{__version__}|opset{OPSET}".encode())
+    digest.update(f"{torch.__version__}|{__version__}|opset{OPSET}|graph{GRAPH_VERSION}".encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
