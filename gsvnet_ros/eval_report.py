@@ -92,8 +92,7 @@ def render_markdown(results: dict, command: str) -> str:
         f"Data: {results['snippets']} snippets of {width}×{height}, protocol of MODEL_SPEC.md "
         "(keyframe at frame 19−i, propagated i steps, frame 19 scored; average mIoU pools offsets "
         "0..l−1, minimum mIoU is offset l−1). Timings: end to end from an RGB frame in memory to "
-        f"full-resolution labels, median after warm-up, {results['threads']} threads, "
-        f"{results.get('machine', 'this machine')}.", "",
+        f"full-resolution labels, median after warm-up; {results.get('machine', 'this machine')}.", "",
         "## Accuracy and throughput (Table 1, Fig. A5)", "", *_main_table(results["rows"]), "",
         "![accuracy vs throughput](accuracy_throughput.png)", "",
         "## Complexity (Table 2)", "", *_complexity_table(results["gsvnet"]), "",

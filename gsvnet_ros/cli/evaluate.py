@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import shlex
 import sys
@@ -12,7 +13,8 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from ..config import RuntimeConfig
+from ..backends import choose_backend
+from ..config import GSVNetConfig, RuntimeConfig
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
 from ..eval_report import plot_accuracy_throughput, write_json, write_markdown
 from ..eval_runs import VARIANTS, EvalPlan, find_model_files, run_all
@@ -70,9 +72,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     steps = sum(len(plan.scales) + len(f.propagation) for f in model_files) * len(snippets)
     with tqdm(total=steps, desc="evaluate", unit="run") as bar:
         results = run_all(model_files, snippets, plan, tick=bar.update)
-    precision = "" if args.onnx_precision == "fp32" else f" ({args.onnx_precision} keyframe graph)"
-    results["machine"] = (f"{platform.machine()} CPU, {args.threads} threads, backend {args.backend}"
-                          f"{precision}")
+    backend = choose_backend(GSVNetConfig(runtime=plan.runtime))
+    if backend == "onnxruntime":
+        backend += f", {args.onnx_precision} keyframe graph"
+    results["machine"] = (f"{platform.machine()} CPU with {os.cpu_count()} cores, {args.threads} threads, "
+                          f"backend {args.backend} = {backend}")
     results["wall_s"] = time.perf_counter() - started
     results["variants"] = {k or "full": v[1] for k, v in VARIANTS.items()}
     command = "gsvnet-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
