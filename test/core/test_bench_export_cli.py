@@ -1,0 +1,48 @@
+"""gsvnet-bench and gsvnet-export end to end at a small size (random weights)."""
+import json
+
+import pytest
+
+from gsvnet_ros.bench import fps_by_interval
+from gsvnet_ros.cli.bench import main as bench_main
+from gsvnet_ros.cli.export import main as export_main
+
+pytest.importorskip("onnxruntime")
+
+
+def test_fps_by_interval_counts_one_keyframe_per_interval():
+    fps = fps_by_interval(100.0, 10.0)
+    assert fps[1] == pytest.approx(10.0) and fps[5] == pytest.approx(5000 / 140)
+    assert list(fps.values()) == sorted(fps.values())
+
+
+def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "bench.json"
+    assert bench_main(["--size", "128x64", "--frames", "12", "--repeats", "2", "--no-macs", "--device", "cpu",
+                       "--backends", "torch,onnxruntime,onnxruntime:int8", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["backends"]) == {"torch", "onnxruntime", "onnxruntime:int8"}
+    assert "int8" in figures["backends"]["onnxruntime:int8"]["backend"]
+    for fig in figures["backends"].values():
+        key, non = fig["keyframe_ms"], fig["non_keyframe_ms"]
+        assert key > 0 and non > 0 and fig["non_keyframe_share"] == pytest.approx(non / key)
+        assert fig["fps_by_interval"]["4"] == pytest.approx(4000 / (key + 3 * non))
+        assert fig["frames_timed"]["keyframes"] >= 1 and fig["frames_timed"]["non_keyframes"] >= 4
+    printed = capsys.readouterr().out
+    assert "onnxruntime:int8 vs torch: keyframe" in printed and "GSVNet l=4 vs per-frame" in printed
+    assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
+
+
+def test_bench_rejects_too_few_frames(capsys):
+    assert bench_main(["--frames", "5"]) == 2
+    assert "--frames must be at least 12" in capsys.readouterr().err
+
+
+def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
+    assert export_main(["--size", "100x70", "--cache-dir", str(tmp_path), "--onnx-precision", "int8",
+                        "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["keyframe", "128x96", "int8"]
+    assert lines[1].split()[:3] == ["propagation", "128x96", "fp32"]
+    assert len(list(tmp_path.glob("*.onnx"))) == 3  # fp32 keyframe (quantization source), int8, propagation
