@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .labels import CLASS_NAMES
 
@@ -83,6 +83,68 @@ def _class_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _row(rows: list[dict], net: str, scale: float, interval: int, variant: Optional[str]) -> Optional[dict]:
+    for row in rows:
+        if (row["keyframe_net"] == net and row["scale"] == scale and row["interval"] == interval
+                and row.get("variant") == variant):
+            return row
+    return None
+
+
+def target_checks(results: dict) -> list[tuple[str, str, str, Optional[bool]]]:
+    """(keyframe net, target, measured, met) for the targets of issues #4 and #5, from one run.
+
+    met is None where this run lacks a figure (a scale or variant that was not evaluated).
+    """
+    rows, checks = results["rows"], []
+    nets = list(dict.fromkeys(r["keyframe_net"] for r in rows))
+    ablation = next((r["variant"] for r in rows if r.get("variant") not in (None, "GSVNet")), None)
+    for net in nets:
+        per_frame = {s: _row(rows, net, s, 1, None) for s in (0.75, 0.5)}
+        gsv = {l: _row(rows, net, 0.75, l, "GSVNet") for l in (4, 5)}
+        no_phi = _row(rows, net, 0.75, 5, ablation) if ablation else None
+        fig = results["gsvnet"].get(net)
+        pf = per_frame[0.75]["average_miou"] if per_frame[0.75] else None
+
+        def add(target: str, measured: Optional[str], ok: Optional[bool]) -> None:
+            checks.append((net, target, measured or "not evaluated", None if measured is None else ok))
+
+        add("per-frame mIoU at scale 0.75 >= 70", None if pf is None else _pct(pf),
+            pf is not None and pf >= 0.70)
+        if gsv[5] and pf is not None:
+            add("l=5 average mIoU >= per-frame(0.75) - 3.0",
+                f"{_pct(gsv[5]['average_miou'])} vs {_pct(pf - 0.03)}", gsv[5]["average_miou"] >= pf - 0.03)
+            add("l=5 minimum mIoU >= per-frame(0.75) - 6.0",
+                f"{_pct(gsv[5]['minimum_miou'])} vs {_pct(pf - 0.06)}", gsv[5]["minimum_miou"] >= pf - 0.06)
+        else:
+            add("l=5 average / minimum mIoU vs per-frame(0.75)", None, None)
+        if gsv[5] and no_phi:
+            gain = gsv[5]["minimum_miou"] - no_phi["minimum_miou"]
+            add("intra features: l=5 minimum mIoU gain >= 1.5", f"{100 * gain:+.1f}", gain >= 0.015)
+        else:
+            add("intra features: l=5 minimum mIoU gain >= 1.5", None, None)
+        if fig:
+            add("non-keyframe time <= 8 % of a keyframe", f"{100 * fig['non_keyframe_share']:.1f} %",
+                fig["non_keyframe_share"] <= 0.08)
+        if gsv[4] and per_frame[0.75]:
+            ratio = gsv[4]["fps"] / per_frame[0.75]["fps"]
+            add("l=4 frames/s >= 3.0x per-frame at 0.75", f"{ratio:.2f}x", ratio >= 3.0)
+        if gsv[4] and per_frame[0.5]:
+            better = gsv[4]["average_miou"] > per_frame[0.5]["average_miou"]
+            faster = gsv[4]["fps"] >= per_frame[0.5]["fps"]
+            add("headline: l=4 (0.75) more accurate than per-frame 0.5, at least as fast",
+                f"{_pct(gsv[4]['average_miou'])} vs {_pct(per_frame[0.5]['average_miou'])} mIoU, "
+                f"{gsv[4]['fps']:.1f} vs {per_frame[0.5]['fps']:.1f} frames/s", better and faster)
+    return checks
+
+
+def _targets_table(results: dict) -> list[str]:
+    lines = ["| keyframe net | target | measured | met |", "|---|---|---|---|"]
+    for net, target, measured, ok in target_checks(results):
+        lines.append(f"| {net} | {target} | {measured} | {'–' if ok is None else ('yes' if ok else 'no')} |")
+    return lines
+
+
 def render_markdown(results: dict, command: str) -> str:
     """The results page: every table is generated from `results`, nothing typed by hand."""
     height, width = results["size"]
@@ -93,6 +155,7 @@ def render_markdown(results: dict, command: str) -> str:
         "(keyframe at frame 19−i, propagated i steps, frame 19 scored; average mIoU pools offsets "
         "0..l−1, minimum mIoU is offset l−1). Timings: end to end from an RGB frame in memory to "
         f"full-resolution labels, median after warm-up; {results.get('machine', 'this machine')}.", "",
+        "## Targets (issues #4 and #5), from this run", "", *_targets_table(results), "",
         "## Accuracy and throughput (Table 1, Fig. A5)", "", *_main_table(results["rows"]), "",
         "![accuracy vs throughput](accuracy_throughput.png)", "",
         "## Complexity (Table 2)", "", *_complexity_table(results["gsvnet"]), "",

@@ -65,3 +65,28 @@ def test_per_frame_scores_only_the_annotated_frame(segmenter):
 def test_too_short_snippet_is_an_error(segmenter):
     with pytest.raises(ValueError, match="need 5"):
         segment_offsets(segmenter, _snippet(4, frames=3), 5)
+
+
+def test_target_checks_compare_figures_from_one_run():
+    from gsvnet_ros.eval_report import target_checks
+
+    def row(scale, interval, miou, fps, variant=None, minimum=None):
+        out = {"keyframe_net": "swiftnet_r18", "scale": scale, "interval": interval, "average_miou": miou,
+               "fps": fps, "minimum_miou": minimum}
+        if variant:
+            out["variant"] = variant
+        return out
+
+    results = {"rows": [row(0.75, 1, 0.72, 6.0), row(0.5, 1, 0.66, 11.0),
+                        row(0.75, 4, 0.70, 19.0, "GSVNet", 0.68), row(0.75, 5, 0.695, 21.0, "GSVNet", 0.665),
+                        row(0.75, 5, 0.69, 21.5, "without intra features (Table 4)", 0.655)],
+               "gsvnet": {"swiftnet_r18": {"non_keyframe_share": 0.09}}}
+    met = {target.split(":")[0].split(" >=")[0]: ok for _, target, _, ok in target_checks(results)}
+    assert met["per-frame mIoU at scale 0.75"] is True
+    assert met["l=5 average mIoU"] is True and met["l=5 minimum mIoU"] is True
+    assert met["intra features"] is False  # 1.0 point < 1.5
+    assert met["non-keyframe time <= 8 % of a keyframe"] is False
+    assert met["l=4 frames/s"] is True  # 19 / 6 = 3.17
+    assert met["headline"] is True
+    results["rows"] = results["rows"][:1]
+    assert {ok for _, _, _, ok in target_checks(results)} >= {None}
