@@ -10,7 +10,7 @@ import torch
 from ..config import GSVNetConfig
 from ..models.gsvnet import GSVNet
 from .base import Backend
-from .onnx_export import cached_export, model_fingerprint
+from .onnx_export import PRECISIONS, cached_export, model_fingerprint
 
 __all__ = ["OnnxRuntimeBackend", "onnxruntime_available"]
 
@@ -50,6 +50,11 @@ class OnnxRuntimeBackend(Backend):
         self.providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
                           if use_cuda and "CUDAExecutionProvider" in available
                           else ["CPUExecutionProvider"])
+        if precision not in PRECISIONS:
+            raise ValueError(f"runtime.onnx_precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "int8" and self.providers[0] == "CUDAExecutionProvider":
+            raise ValueError("runtime.onnx_precision int8 is for the CPU execution provider; expected fp32 "
+                             "with CUDA (or backend: torch with half: true)")
         self._sessions: dict[tuple[str, int, int], object] = {}
 
     @classmethod
