@@ -103,3 +103,10 @@ def test_auto_picks_onnxruntime_on_cpu():
     assert choose_backend(cfg) == "onnxruntime"
     cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, backend="torch"))
     assert build_backend(cfg).name == "torch"
+
+
+def test_sessions_do_not_busy_wait_between_runs(tmp_path):
+    backend = OnnxRuntimeBackend(_model(), threads=2, cache_dir=str(tmp_path))
+    options = backend.session("propagation", 64, 64).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
