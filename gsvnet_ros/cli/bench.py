@@ -107,6 +107,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.frames < 12:
         return fail(f"--frames must be at least 12 to time both frame types, got {args.frames}")
+    for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        backend, _, precision = name.partition(":")
+        if backend not in ("auto", "torch", "onnxruntime") or precision not in ("", "fp32", "int8") or (
+                precision and backend == "torch"):
+            return fail(f"--backends entry {name!r} is not one of torch, onnxruntime, onnxruntime:fp32, "
+                        "onnxruntime:int8, auto")
     from ..config import ConfigError
     try:
         figures = run(args)

@@ -34,9 +34,11 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
 
-def test_bench_rejects_too_few_frames(capsys):
+def test_bench_rejects_too_few_frames_and_unknown_backends(capsys):
     assert bench_main(["--frames", "5"]) == 2
     assert "--frames must be at least 12" in capsys.readouterr().err
+    assert bench_main(["--backends", "torch,onnxruntime:int4"]) == 2
+    assert "--backends entry 'onnxruntime:int4' is not one of" in capsys.readouterr().err
 
 
 def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
