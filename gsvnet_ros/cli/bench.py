@@ -32,6 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_backends(text: str) -> list[tuple[str, str, str]]:
+    """(entry, backend, onnx precision or '') for each comma-separated --backends entry; ValueError if unknown."""
+    entries = []
+    for name in [b.strip() for b in text.split(",") if b.strip()]:
+        backend, _, precision = name.partition(":")
+        if backend not in ("auto", "torch", "onnxruntime") or precision not in ("", "fp32", "int8") or (
+                precision and backend == "torch"):
+            raise ValueError(f"--backends entry {name!r} is not one of torch, onnxruntime, "
+                             "onnxruntime:fp32, onnxruntime:int8, auto")
+        entries.append((name, backend, precision))
+    return entries
+
+
 def time_backend(cfg, model, frames, interval: int = 5) -> dict:
     """End-to-end stream timing (frame in memory -> full-resolution labels) on one backend."""
     segmenter = VideoSegmenter(build_backend(cfg, model), cfg.stream)
@@ -62,8 +75,7 @@ def run(args: argparse.Namespace) -> dict:
                      "weights": {"keyframe": base.runtime.keyframe_weights,
                                  "propagation": base.runtime.propagation_weights},
                      "backends": {}}
-    for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        backend, _, precision = name.partition(":")
+    for name, backend, precision in parse_backends(args.backends):
         runtime = dataclasses.replace(base.runtime, backend=backend,
                                       onnx_precision=precision or base.runtime.onnx_precision)
         figures["backends"][name] = time_backend(dataclasses.replace(base, runtime=runtime), model, frames)
@@ -107,12 +119,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.frames < 12:
         return fail(f"--frames must be at least 12 to time both frame types, got {args.frames}")
-    for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        backend, _, precision = name.partition(":")
-        if backend not in ("auto", "torch", "onnxruntime") or precision not in ("", "fp32", "int8") or (
-                precision and backend == "torch"):
-            return fail(f"--backends entry {name!r} is not one of torch, onnxruntime, onnxruntime:fp32, "
-                        "onnxruntime:int8, auto")
+    try:
+        parse_backends(args.backends)
+    except ValueError as exc:
+        return fail(str(exc))
     from ..config import ConfigError
     try:
         figures = run(args)

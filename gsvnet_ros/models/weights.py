@@ -182,9 +182,11 @@ def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> di
 
 def _trunk_of(image_net: nn.Module) -> tuple[str, nn.Module]:
     """(attribute name, module) of the ResNet-18 trunk of an image net (SwiftNet: backbone, BiSeNet:
-    context_path); a module whose type is named ResNet18."""
+    context_path)."""
+    from .resnet import ResNet18
+
     for name, child in image_net.named_children():
-        if type(child).__name__ == "ResNet18":
+        if isinstance(child, ResNet18):
             return name, child
     raise ValueError(f"{type(image_net).__name__} has no ResNet18 trunk")
 
