@@ -4,7 +4,8 @@ Reference semantics: ``F.interpolate(logits, scale ×8, mode="bilinear", align_c
 Inside one low-resolution cell, every output pixel is a convex combination of the cell's four corner
 logit vectors. When the four corners share their argmax c, the combination keeps c as its largest
 component, so the whole 8×8 block takes label c without computing anything (MODEL_SPEC.md: output
-step). Only the blocks on class boundaries are interpolated, as one small matrix product; pixels whose
+step). Only the blocks on class boundaries are interpolated, as one small matrix product over the
+classes that can still win in the block (a class below another's corner minimum cannot); pixels whose
 top-two margin is within rounding of a tie are recomputed with ``F.interpolate`` itself, so the labels
 equal the reference's exactly, ties included.
 """
@@ -19,6 +20,9 @@ FACTOR = 8
 # A margin smaller than this (relative to the largest |logit|) may flip under float32 rounding.
 _REL_TIE_TOLERANCE = 4e-6
 _CHUNK = 2048  # near-tie pixels interpolated per batch
+# Classes interpolated in a boundary block when the others provably lose there (a segmentation
+# net's block boundaries are contested by 2-3 classes); otherwise all C are.
+_CANDIDATES = 4
 
 
 def reference_labels(logits: torch.Tensor) -> torch.Tensor:
@@ -75,14 +79,6 @@ class LabelUpsampler:
 
     def __init__(self) -> None:
         self._weights: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
-        self._pad_index: dict[tuple[int, torch.device], torch.Tensor] = {}
-
-    def _padded_index(self, n: int, device: torch.device) -> torch.Tensor:
-        """Indices -1..n clamped into 0..n-1: replicate padding by one cell as a gather."""
-        key = (n, device)
-        if key not in self._pad_index:
-            self._pad_index[key] = torch.arange(-1, n + 1, device=device).clamp_(0, n - 1)
-        return self._pad_index[key]
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         if logits.dim() == 4 and logits.shape[0] == 1:
@@ -91,18 +87,15 @@ class LabelUpsampler:
             raise ValueError(f"logits must be (C, h, w) or (1, C, h, w), got {tuple(logits.shape)}")
         logits = logits.float()
         num_classes, h, w = logits.shape
-        rows = self._padded_index(h, logits.device)
-        cols = self._padded_index(w, logits.device)
-        # Channels last so that every reduction over classes runs along contiguous memory.
-        padded = logits.permute(1, 2, 0)[rows][:, cols].contiguous()  # (h+2, w+2, C)
+        # Replicate-padded by one cell: block (i, j) spans padded cells (i, j) .. (i+1, j+1).
+        padded = F.pad(logits[None], (1, 1, 1, 1), mode="replicate")[0]  # (C, h+2, w+2)
         if num_classes > 1:
-            top2 = padded.topk(2, dim=-1)
-            corner_label = top2.indices[..., 0]
-            tolerance = _REL_TIE_TOLERANCE * float(top2.values[..., 0].abs().max()
-                                                   .maximum(top2.values[..., 1].abs().max()))
-            near_tie = (top2.values[..., 0] - top2.values[..., 1]) <= tolerance
+            best, corner_label = padded.max(dim=0)
+            runner_up = padded.clone().scatter_(0, corner_label[None], float("-inf")).amax(dim=0)
+            tolerance = _REL_TIE_TOLERANCE * float(best.abs().max().maximum(runner_up.abs().max()))
+            near_tie = (best - runner_up) <= tolerance
         else:
-            corner_label = torch.zeros(padded.shape[:2], dtype=torch.long, device=logits.device)
+            corner_label = torch.zeros(padded.shape[1:], dtype=torch.long, device=logits.device)
             tolerance, near_tie = 0.0, torch.zeros_like(corner_label, dtype=torch.bool)
         c00, c01 = corner_label[:-1, :-1], corner_label[:-1, 1:]
         c10, c11 = corner_label[1:, :-1], corner_label[1:, 1:]
@@ -110,34 +103,78 @@ class LabelUpsampler:
         uniform &= ~(near_tie[:-1, :-1] | near_tie[:-1, 1:] | near_tie[1:, :-1] | near_tie[1:, 1:])
 
         blocks = c00.to(torch.uint8)[:, :, None, None].repeat(1, 1, FACTOR, FACTOR)
-        boundary = (~uniform).nonzero()
+        boundary = (~uniform).flatten().nonzero()[:, 0]  # block index i * (w+1) + j
         if boundary.numel():
-            self._fill_boundary_blocks(logits, rows, cols, boundary, blocks, tolerance)
+            self._fill_boundary_blocks(logits, padded, boundary, blocks, tolerance)
         image = blocks.permute(0, 2, 1, 3).reshape((h + 1) * FACTOR, (w + 1) * FACTOR)
         half = FACTOR // 2
         return image[half: half + FACTOR * h, half: half + FACTOR * w]
 
-    def _fill_boundary_blocks(self, logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                              boundary: torch.Tensor, blocks: torch.Tensor, tolerance: float) -> None:
-        """Interpolate only the boundary blocks: values (C, 64, N) = weights (64, 4) @ corners (C, 4, N).
+    def _fill_boundary_blocks(self, logits: torch.Tensor, padded: torch.Tensor, boundary: torch.Tensor,
+                              blocks: torch.Tensor, tolerance: float) -> None:
+        """Interpolate only the boundary blocks, and in each only the classes that can win there.
 
-        Classes lead, so the argmax and the near-tie test are element-wise passes over C planes.
+        Values (K, 64, N) = weights (64, 4) @ corners (K, 4, N): K = the `_CANDIDATES` classes of a
+        block when the others provably lose (see `_candidate_classes`), all C classes otherwise.
         """
-        padded = logits[:, rows][:, :, cols]  # (C, h+2, w+2), replicate-padded by one cell
-        bi, bj = boundary[:, 0], boundary[:, 1]
-        corners = torch.stack([padded[:, bi, bj], padded[:, bi, bj + 1],
-                               padded[:, bi + 1, bj], padded[:, bi + 1, bj + 1]], dim=1)
-        key = (logits.dtype, logits.device)
+        num_classes, padded_w = padded.shape[0], padded.shape[2]
+        bi, bj = boundary.div(padded_w - 1, rounding_mode="floor"), boundary % (padded_w - 1)
+        top_left = bi * padded_w + bj
+        corner_cells = torch.cat((top_left, top_left + 1, top_left + padded_w, top_left + padded_w + 1))
+        corners = padded.reshape(num_classes, -1).index_select(1, corner_cells)
+        corners = corners.view(num_classes, 4, -1)  # (C, 4, N) corners 00, 01, 10, 11
+        labels = torch.empty(FACTOR * FACTOR, len(boundary), dtype=torch.long, device=logits.device)
+        ties = torch.empty(FACTOR * FACTOR, len(boundary), dtype=torch.bool, device=logits.device)
+        rest = torch.arange(len(boundary), device=logits.device)
+        if num_classes > _CANDIDATES:
+            pruned, classes = _candidate_classes(corners, tolerance)
+            if len(pruned):
+                subset = corners.index_select(2, pruned).gather(0, classes[:, None, :].expand(-1, 4, -1))
+                best, near = self._interpolate(subset, tolerance)
+                labels.index_copy_(1, pruned, classes.gather(0, best))
+                ties.index_copy_(1, pruned, near)
+                keep = torch.ones(len(boundary), dtype=torch.bool, device=logits.device)
+                keep[pruned] = False
+                rest = keep.nonzero()[:, 0]
+        if len(rest):
+            best, near = self._interpolate(corners.index_select(2, rest), tolerance)
+            labels.index_copy_(1, rest, best)
+            ties.index_copy_(1, rest, near)
+        tie_positions = ties.nonzero()
+        if len(tie_positions):
+            p, n = tie_positions[:, 0], tie_positions[:, 1]
+            ys = FACTOR * bi[n] - FACTOR // 2 + p // FACTOR
+            xs = FACTOR * bj[n] - FACTOR // 2 + p % FACTOR
+            labels[p, n] = exact_pixel_labels(logits, ys, xs)
+        blocks.view(-1, FACTOR * FACTOR).index_copy_(0, boundary, labels.T.to(torch.uint8))
+
+    def _interpolate(self, corners: torch.Tensor, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, 4, N) corner logits -> (index into K of the best class, near-tie flag), each (64, N).
+
+        Classes lead, so the argmax and the near-tie test are element-wise passes over K planes.
+        """
+        key = (corners.dtype, corners.device)
         if key not in self._weights:
-            self._weights[key] = _block_weights(logits.dtype, logits.device).T.contiguous()
-        values = torch.matmul(self._weights[key], corners)  # (C, 64, N)
-        best, labels = values.max(dim=0)  # (64, N)
-        if values.shape[0] > 1:
-            runner_up = values.scatter_(0, labels[None], float("-inf")).amax(dim=0)
-            ties = ((best - runner_up) <= tolerance).nonzero()
-            if len(ties):
-                p, n = ties[:, 0], ties[:, 1]
-                ys = FACTOR * bi[n] - FACTOR // 2 + p // FACTOR
-                xs = FACTOR * bj[n] - FACTOR // 2 + p % FACTOR
-                labels[p, n] = exact_pixel_labels(logits, ys, xs)
-        blocks[bi, bj] = labels.T.to(torch.uint8).reshape(-1, FACTOR, FACTOR)
+            self._weights[key] = _block_weights(corners.dtype, corners.device).T.contiguous()
+        values = torch.matmul(self._weights[key], corners)  # (K, 64, N)
+        best, labels = values.max(dim=0)
+        if values.shape[0] == 1:
+            return labels, torch.zeros_like(labels, dtype=torch.bool)
+        runner_up = values.scatter_(0, labels[None], float("-inf")).amax(dim=0)
+        return labels, (best - runner_up) <= tolerance
+
+
+def _candidate_classes(corners: torch.Tensor, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks whose winner is provably among their `_CANDIDATES` classes, and those classes.
+
+    Every pixel of a block is a convex combination of the block's four corner logit vectors, so class
+    k scores at most ceiling_k = max over corners of S_k, and the best class scores at least
+    floor = max over classes of (min over corners). A class whose ceiling is below the floor by more
+    than the tie tolerance can neither win nor tie anywhere in the block. corners: (C, 4, N).
+    Returns (indices of those blocks (N_pruned,), their classes (_CANDIDATES, N_pruned)).
+    """
+    ceiling = corners.amax(dim=1)  # (C, N)
+    floor = corners.amin(dim=1).amax(dim=0)  # (N,)
+    top = ceiling.topk(_CANDIDATES + 1, dim=0)
+    pruned = (top.values[-1] < floor - tolerance).nonzero()[:, 0]  # the best excluded class loses
+    return pruned, top.indices[:_CANDIDATES].index_select(1, pruned)

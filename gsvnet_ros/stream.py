@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -189,14 +190,27 @@ class VideoSegmenter:
                  ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
         """(H, W, 3) uint8 -> (full frame or None, frame at 1/8), float RGB in [0, 1], (1, 3, h, w).
 
-        The frame is uploaded as uint8 (4× fewer bytes than float), padded by edge replication up to
-        a multiple of 32, and area-averaged to 1/8; the full-resolution frame is only finished for
-        keyframes (a non-keyframe needs the 1/8 frame alone).
+        The frame is padded by edge replication up to a multiple of 32 and area-averaged to 1/8; the
+        full-resolution frame is only finished for keyframes (a non-keyframe needs the 1/8 frame
+        alone). On the host, OpenCV's area resize by the integer factor 8 gives the same 8x8 block
+        means as `downsample_1_8` in ~0.8 instead of ~1.8 ms at 1024x512; on an accelerator the frame
+        is uploaded as uint8 (4x fewer bytes than float) and reduced there.
         """
         height, width = frame_rgb.shape[:2]
+        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
+        if device.type == "cpu":  # host memory: no upload, OpenCV does the reduction
+            padded = frame_rgb if not (pad_h or pad_w) else cv2.copyMakeBorder(
+                frame_rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+            small = cv2.resize(padded.astype(np.float32), ((width + pad_w) // FACTOR,
+                                                           (height + pad_h) // FACTOR),
+                               interpolation=cv2.INTER_AREA)
+            frame_1_8 = torch.from_numpy(small).permute(2, 0, 1)[None].div_(255.0).contiguous()
+            if not full:
+                return None, frame_1_8
+            frame = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float()
+            return frame.div_(255.0), frame_1_8
         tensor = torch.from_numpy(np.ascontiguousarray(frame_rgb)).to(device, non_blocking=True)
         tensor = tensor.permute(2, 0, 1)[None].float()  # 0..255
-        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
         if pad_h or pad_w:
             tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
         frame_1_8 = downsample_1_8(tensor).div_(255.0)

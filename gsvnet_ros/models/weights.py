@@ -140,6 +140,13 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise WeightsCorruptError(f"weight file {path} has format version {payload['format_version']}; "
                                   f"this gsvnet_ros reads up to {FORMAT_VERSION}")
+    # Caught here rather than as NaN logits later: ONNX Runtime's GridSample turns a NaN flow into
+    # zeros, so a broken flow net would otherwise go unnoticed on that backend.
+    broken = {key for key, value in payload["state_dict"].items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())}
+    if broken:
+        raise WeightsCorruptError(f"weight file {path} holds NaN or infinite values in {len(broken)} "
+                                  f"tensors [{_first(broken)}]; expected finite weights (a diverged run?)")
     return payload["state_dict"], payload["meta"]
 
 

@@ -157,3 +157,22 @@ def test_from_config_builds_a_working_stream():
     seg = VideoSegmenter.from_config(cfg)
     assert seg.step(_frames(1)[0], 0).labels.shape == (64, 96)
     assert seg.backend_name == "torch" and seg.model_name == "swiftnet_r18"
+
+
+@pytest.mark.parametrize("size", [(512, 1024), (100, 70), (37, 45)])
+def test_host_preprocessing_equals_torch_area_average(size):
+    """The OpenCV host path gives the padded frame and its exact 8x8 block means (downsample_1_8)."""
+    from gsvnet_ros.models.preprocess import downsample_1_8
+
+    frame = np.random.default_rng(sum(size)).integers(0, 256, (*size, 3), dtype=np.uint8)
+    full, small = VideoSegmenter._prepare(frame, torch.device("cpu"), full=True)
+    none, small_only = VideoSegmenter._prepare(frame, torch.device("cpu"), full=False)
+    tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+    pad_h, pad_w = -size[0] % 32, -size[1] % 32
+    tensor = torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
+    assert none is None
+    assert full.shape == tensor.shape and torch.equal(full, tensor / 255.0)
+    expected = downsample_1_8(tensor) / 255.0
+    assert small.shape == expected.shape == small_only.shape
+    torch.testing.assert_close(small, expected, atol=1e-6, rtol=0)
+    assert torch.equal(small, small_only)

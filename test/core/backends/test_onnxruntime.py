@@ -63,6 +63,28 @@ def test_propagation_graph_matches_pytorch(pair, size):
     assert (got.argmax(1) == expected.argmax(1)).float().mean().item() >= 0.999
 
 
+def _moving_flow(model, scale: float = 0.5):
+    """Random flow-net output weights, so the propagation graphs warp by several pixels."""
+    with torch.no_grad():
+        model.flow_net.to_flow.weight.normal_(0, scale, generator=torch.Generator().manual_seed(3))
+    return model
+
+
+def test_propagation_graph_matches_pytorch_with_a_moving_flow(tmp_path):
+    model = _moving_flow(_model())
+    backend = OnnxRuntimeBackend(model, threads=2, cache_dir=str(tmp_path))
+    gen = torch.Generator().manual_seed(4)
+    frame, prev = torch.rand(1, 3, 16, 32, generator=gen), torch.rand(1, 3, 16, 32, generator=gen)
+    logits = 5 * torch.randn(1, 19, 16, 32, generator=gen)
+    with torch.inference_mode():
+        flow = model.flow(frame, prev)
+        expected = model.propagate_forward(frame, prev, logits)
+    assert flow.abs().max().item() > 2  # a real warp, partly from outside the frame
+    got = backend.propagate(frame, prev, logits)
+    assert (got - expected).abs().max().item() <= 1e-3
+    assert (got.argmax(1) == expected.argmax(1)).float().mean().item() >= 0.999
+
+
 def test_stream_labels_agree_between_backends(tmp_path):
     from gsvnet_ros.backends.torch_backend import TorchBackend
 

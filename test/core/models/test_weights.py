@@ -134,6 +134,16 @@ def test_corrupted_files_are_reported(tmp_path, damage):
     assert issubclass(WeightsCorruptError, WeightsError)
 
 
+def test_non_finite_weights_are_refused_with_the_tensor_named(tmp_path):
+    path = tmp_path / "w.pt"
+    net = _prop_net().flow_net
+    with torch.no_grad():
+        net.to_flow.bias.fill_(float("nan"))
+    save_weights(net, path, meta={})
+    with pytest.raises(WeightsCorruptError, match=r"NaN or infinite values in 1 tensors \[to_flow.bias\]"):
+        read_weights(path)
+
+
 class _Payload:
     """Would run code at unpickling time if the file were loaded without weights_only."""
 
