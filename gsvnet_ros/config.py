@@ -62,6 +62,7 @@ class RuntimeConfig:
     keyframe_weights: Optional[str] = None
     propagation_weights: Optional[str] = None
     onnx_cache_dir: Optional[str] = None  # default: ~/.cache/gsvnet_ros/onnx
+    onnx_cache_max_mb: int = 1024  # least recently used graphs evicted beyond this; 0 = no limit
     # onnxruntime backend: int8 = statically quantized keyframe graph (backends/onnx_quantize.py)
     onnx_precision: Literal["fp32", "int8"] = "fp32"
 
@@ -70,6 +71,8 @@ class RuntimeConfig:
             self.device.startswith("cuda:") and self.device[5:].isdigit())
         _check(ok, "runtime.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         _check(self.threads >= 0, "runtime.threads", "an integer >= 0", self.threads)
+        _check(self.onnx_cache_max_mb >= 0, "runtime.onnx_cache_max_mb", "an integer >= 0 (0 = no limit)",
+               self.onnx_cache_max_mb)
 
 
 @dataclass(frozen=True)

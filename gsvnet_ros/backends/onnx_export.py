@@ -1,6 +1,7 @@
 """Export GSVNet's keyframe and propagation steps to ONNX, cached by weight hash and input size."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -8,12 +9,13 @@ import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
 
 from .. import __version__
+from ..config import RuntimeConfig
 from ..models.gsvnet import GSVNet
 from ..reporting import file_sha256
 
@@ -25,6 +27,8 @@ __all__ = [
     "model_fingerprint",
     "export_part",
     "cached_export",
+    "prune_cache",
+    "DEFAULT_CACHE_MAX_MB",
 ]
 
 OPSET = 17  # grid_sample needs opset >= 16
@@ -33,6 +37,9 @@ PRECISIONS = ("fp32", "int8")
 # Bump whenever the exported graphs change for the same weights, so caches written by an older
 # gsvnet_ros are rebuilt rather than reused.
 GRAPH_VERSION = 1
+# Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
+# so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
+DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
 
 
 class _KeyframeGraph(nn.Module):
@@ -118,13 +125,15 @@ def _graph_is_valid(graph_path: Path, sidecar_path: Path, key: str) -> bool:
 
 def cached_export(model: GSVNet, part: str, height: int, width: int,
                   cache_dir: Optional[Path] = None, fingerprint: Optional[str] = None,
-                  precision: str = "fp32") -> Path:
+                  precision: str = "fp32", max_cache_mb: int = DEFAULT_CACHE_MAX_MB) -> Path:
     """Path of a verified ONNX file for (model weights, part, size, precision), exporting it when needed.
 
     Each graph has a sidecar JSON holding the cache key (the model fingerprint; for int8 also the
     quantization recipe) and the sha256 of the graph file. A graph whose bytes no longer match its
     sidecar (corrupt, truncated, replaced) or whose key is another model's is rebuilt, never used.
-    `precision` int8 applies to the keyframe graph only (backends/onnx_quantize.py).
+    `precision` int8 applies to the keyframe graph only (backends/onnx_quantize.py). A hit refreshes
+    the graph's mtime; after an export the least recently used graphs are evicted until the cache
+    holds at most `max_cache_mb` (0 = no limit), never the graphs this call returns or reads.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
@@ -141,17 +150,48 @@ def cached_export(model: GSVNet, part: str, height: int, width: int,
     stem = f"{model.cfg.keyframe_net}_{part}{suffix}_{height}x{width}_{key[:16]}"
     graph_path, sidecar_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
     if _graph_is_valid(graph_path, sidecar_path, key):
+        os.utime(graph_path)  # recently used: the last to be evicted
         return graph_path
+    keep = [graph_path]
     if precision == "fp32":
         export_part(model, part, height, width, graph_path)
     else:
         from .onnx_quantize import quantize_keyframe_graph
 
-        source = cached_export(model, part, height, width, cache_dir, fingerprint, "fp32")
+        source = cached_export(model, part, height, width, cache_dir, fingerprint, "fp32", max_cache_mb)
         quantize_keyframe_graph(source, graph_path, height, width)
+        keep.append(source)
     sidecar = {"fingerprint": key, "sha256": file_sha256(graph_path), "part": part, "precision": precision,
                "size": [height, width], "opset": OPSET, "torch": torch.__version__}
     tmp_sidecar = sidecar_path.with_suffix(".json.tmp")
     tmp_sidecar.write_text(json.dumps(sidecar, indent=1))
     os.replace(tmp_sidecar, sidecar_path)
+    if max_cache_mb:
+        prune_cache(cache_dir, max_cache_mb * 2**20, keep)
     return graph_path
+
+
+def prune_cache(cache_dir: Path, max_bytes: int, keep: Iterable[Path] = ()) -> list[Path]:
+    """Delete the least recently used graphs (and their sidecars) until `cache_dir` holds at most
+    `max_bytes` of graphs; never one in `keep`. Returns the deleted graphs, oldest first."""
+    protected = {Path(path).resolve() for path in keep}
+    graphs = []
+    for path in Path(cache_dir).glob("*.onnx"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed by another process meanwhile
+            continue
+        graphs.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in graphs)
+    removed = []
+    for _, size, path in sorted(graphs):
+        if total <= max_bytes:
+            break
+        if path.resolve() in protected:
+            continue
+        for victim in (path, path.with_suffix(".json")):
+            with contextlib.suppress(FileNotFoundError):
+                victim.unlink()
+        total -= size
+        removed.append(path)
+    return removed

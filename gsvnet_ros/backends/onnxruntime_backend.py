@@ -10,7 +10,7 @@ import torch
 from ..config import GSVNetConfig
 from ..models.gsvnet import GSVNet
 from .base import Backend
-from .onnx_export import PRECISIONS, cached_export, model_fingerprint
+from .onnx_export import DEFAULT_CACHE_MAX_MB, PRECISIONS, cached_export, model_fingerprint
 
 __all__ = ["OnnxRuntimeBackend", "onnxruntime_available"]
 
@@ -34,7 +34,8 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
-                 cache_dir: Optional[str] = None, precision: str = "fp32") -> None:
+                 cache_dir: Optional[str] = None, precision: str = "fp32",
+                 cache_max_mb: int = DEFAULT_CACHE_MAX_MB) -> None:
         import onnxruntime as ort
 
         self._ort = ort
@@ -44,6 +45,7 @@ class OnnxRuntimeBackend(Backend):
         self.device = torch.device("cpu")
         self._threads = threads
         self._cache_dir = Path(cache_dir) if cache_dir else None
+        self._cache_max_mb = cache_max_mb
         self.precision = precision  # of the keyframe graph; propagation is always fp32
         self._fingerprint = model_fingerprint(self.model)
         available = ort.get_available_providers()
@@ -62,7 +64,8 @@ class OnnxRuntimeBackend(Backend):
         wants_cuda = cfg.runtime.device.startswith("cuda") or (
             cfg.runtime.device == "auto" and torch.cuda.is_available())
         return cls(model, threads=cfg.runtime.threads, use_cuda=wants_cuda,
-                   cache_dir=cfg.runtime.onnx_cache_dir, precision=cfg.runtime.onnx_precision)
+                   cache_dir=cfg.runtime.onnx_cache_dir, precision=cfg.runtime.onnx_precision,
+                   cache_max_mb=cfg.runtime.onnx_cache_max_mb)
 
     def describe(self) -> str:
         precision = "" if self.precision == "fp32" else f", {self.precision} keyframe graph"
@@ -74,7 +77,7 @@ class OnnxRuntimeBackend(Backend):
         if key not in self._sessions:
             precision = self.precision if part == "keyframe" else "fp32"
             path = cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
-                                 precision)
+                                 precision, self._cache_max_mb)
             options = self._ort.SessionOptions()
             options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             # No busy-waiting between runs: the stream runs torch (upload, downsample, output stage)

@@ -1,12 +1,13 @@
 """ONNX Runtime backend: parity with PyTorch per graph and size, cache reuse, corrupt cache rebuilt."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
 import torch
 
 from gsvnet_ros.backends import build_backend, choose_backend
-from gsvnet_ros.backends.onnx_export import cached_export, model_fingerprint
+from gsvnet_ros.backends.onnx_export import cached_export, model_fingerprint, prune_cache
 from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from gsvnet_ros.config import GSVNetConfig, ModelConfig
 from gsvnet_ros.models.build import build_gsvnet
@@ -101,9 +102,9 @@ def test_stream_labels_agree_between_backends(tmp_path):
 def test_cached_export_is_reused_and_a_corrupt_one_rebuilt(tmp_path):
     model = _model()
     first = cached_export(model, "propagation", 64, 64, tmp_path)
-    stamp = first.stat().st_mtime_ns
+    stamp = first.with_suffix(".json").stat().st_mtime_ns  # the sidecar is only written on export
     assert cached_export(model, "propagation", 64, 64, tmp_path) == first
-    assert first.stat().st_mtime_ns == stamp  # reused, not re-exported
+    assert first.with_suffix(".json").stat().st_mtime_ns == stamp  # reused, not re-exported
     good = first.read_bytes()
     first.write_bytes(good[: len(good) // 2])  # truncated
     assert cached_export(model, "propagation", 64, 64, tmp_path).read_bytes() == good
@@ -117,6 +118,30 @@ def test_other_weights_get_another_cache_entry(tmp_path):
     a, b = _model(seed=0), _model(seed=1)
     assert model_fingerprint(a) != model_fingerprint(b)
     assert cached_export(a, "propagation", 64, 64, tmp_path) != cached_export(b, "propagation", 64, 64, tmp_path)
+
+
+def test_least_recently_used_graphs_are_evicted_beyond_the_limit(tmp_path):
+    graphs = []
+    for age, name in enumerate("abcd"):
+        graph = tmp_path / f"{name}.onnx"
+        graph.write_bytes(b"x" * 1000)
+        graph.with_suffix(".json").write_text("{}")
+        os.utime(graph, (1000 + age, 1000 + age))  # a is the least recently used
+        graphs.append(graph)
+    removed = prune_cache(tmp_path, 2000, keep=[graphs[0]])
+    assert removed == [graphs[1], graphs[2]]  # oldest first, the protected one skipped
+    assert [g.exists() for g in graphs] == [True, False, False, True]
+    assert not (tmp_path / "b.json").exists() and (tmp_path / "a.json").exists()
+    assert prune_cache(tmp_path, 2000) == []  # within the limit: nothing to do
+
+
+def test_cached_export_evicts_stale_graphs_but_never_the_one_it_returns(tmp_path):
+    a, b = _model(seed=0), _model(seed=1)
+    old = cached_export(a, "propagation", 64, 64, tmp_path, max_cache_mb=1)
+    assert old.stat().st_size > 2**20  # alone above the limit, and kept: it is the one in use
+    new = cached_export(b, "propagation", 64, 64, tmp_path, max_cache_mb=1)
+    assert new.exists() and not old.exists() and not old.with_suffix(".json").exists()
+    assert cached_export(b, "propagation", 64, 64, tmp_path, max_cache_mb=0) == new
 
 
 def test_auto_picks_onnxruntime_on_cpu():
