@@ -150,7 +150,7 @@ class VideoSegmenter:
         reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
         device = self.backend.device
         with torch.inference_mode():
-            frame, frame_1_8 = self._prepare(frame_rgb, device, full=bool(reason))
+            frame, frame_1_8 = self.prepare(frame_rgb, device, full=bool(reason))
             t_pre = self._sync_time(frame_1_8)
             if reason:
                 logits = self.backend.keyframe(frame)
@@ -186,7 +186,7 @@ class VideoSegmenter:
         return time.perf_counter()
 
     @staticmethod
-    def _prepare(frame_rgb: np.ndarray, device: torch.device, full: bool
+    def prepare(frame_rgb: np.ndarray, device: torch.device, full: bool
                  ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
         """(H, W, 3) uint8 -> (full frame or None, frame at 1/8), float RGB in [0, 1], (1, 3, h, w).
 

@@ -12,7 +12,7 @@ from ..models.gsvnet import GSVNet
 from .base import Backend
 from .onnx_export import DEFAULT_CACHE_MAX_MB, PRECISIONS, cached_export, model_fingerprint
 
-__all__ = ["OnnxRuntimeBackend", "onnxruntime_available"]
+__all__ = ["OnnxRuntimeBackend", "onnxruntime_available", "session_options"]
 
 
 def onnxruntime_available() -> bool:
@@ -22,6 +22,27 @@ def onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def session_options(threads: int = 0, profile_prefix: Optional[str] = None):
+    """The SessionOptions of every gsvnet_ros session: all graph optimisations, `threads` intra-op
+    threads (0 = ONNX Runtime's default), no busy-waiting; with `profile_prefix`, ORT's profiler on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No busy-waiting between runs: the stream runs torch (upload, downsample, output stage) on the
+    # same cores between two graphs, and spinning ORT workers steal them. Measured in VideoSegmenter
+    # at 1024x512, 2 threads: keyframe 186-190 -> 155 ms, non-keyframe 25-32 -> 22 ms (graphs alone
+    # unchanged).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return options
 
 
 class OnnxRuntimeBackend(Backend):
@@ -71,25 +92,19 @@ class OnnxRuntimeBackend(Backend):
         precision = "" if self.precision == "fp32" else f", {self.precision} keyframe graph"
         return f"{self.name} backend ({self.providers[0]}{precision}), {self.model_name}"
 
+    def graph_path(self, part: str, height: int, width: int) -> Path:
+        """The verified cached graph of `part` for full-resolution frames of height x width (exported once)."""
+        precision = self.precision if part == "keyframe" else "fp32"
+        return cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
+                             precision, self._cache_max_mb)
+
     def session(self, part: str, height: int, width: int):
         """The InferenceSession for `part` at full-resolution size height x width (exported once)."""
         key = (part, height, width)
         if key not in self._sessions:
-            precision = self.precision if part == "keyframe" else "fp32"
-            path = cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
-                                 precision, self._cache_max_mb)
-            options = self._ort.SessionOptions()
-            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # No busy-waiting between runs: the stream runs torch (upload, downsample, output stage)
-            # on the same cores between two graphs, and spinning ORT workers steal them. Measured in
-            # VideoSegmenter at 1024x512, 2 threads: keyframe 186-190 -> 155 ms, non-keyframe
-            # 25-32 -> 22 ms (graphs alone unchanged).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            if self._threads:
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-            self._sessions[key] = self._ort.InferenceSession(str(path), options,
-                                                             providers=self.providers)
+            self._sessions[key] = self._ort.InferenceSession(
+                str(self.graph_path(part, height, width)), session_options(self._threads),
+                providers=self.providers)
         return self._sessions[key]
 
     @staticmethod

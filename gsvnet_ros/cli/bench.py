@@ -9,6 +9,7 @@ import platform
 import sys
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from .. import bench
@@ -26,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="comma-separated backends to time in this run; onnxruntime:int8 = the "
                              "statically quantized keyframe graph (default torch,onnxruntime,onnxruntime:int8)")
     parser.add_argument("--no-macs", action="store_true", help="skip the GMAC count")
+    parser.add_argument("--op-profile", action="store_true",
+                        help="onnxruntime backends: also print the kernel time of each op type in the "
+                             "keyframe and propagation graphs (ONNX Runtime's profiler)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     add_config_arguments(parser)
     parser.set_defaults(threads=2)
@@ -45,11 +49,28 @@ def parse_backends(text: str) -> list[tuple[str, str, str]]:
     return entries
 
 
-def time_backend(cfg, model, frames, interval: int = 5) -> dict:
+def graph_time_by_op(backend, frames, threads: int) -> dict[str, dict[str, float]]:
+    """ms per op type of the backend's keyframe and propagation graphs, fed with two stream frames."""
+    (full, first_1_8), (_, second_1_8) = (VideoSegmenter.prepare(frame, backend.device, full=True)
+                                         for frame in frames[:2])
+    height, width = int(full.shape[-2]), int(full.shape[-1])
+    logits = backend.keyframe(full)
+    host = lambda tensor: np.ascontiguousarray(tensor.numpy(), dtype=np.float32)  # noqa: E731
+    feeds = {"keyframe": {"frame": host(full)},
+             "propagation": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8),
+                             "prev_logits_1_8": host(logits)}}
+    return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds, threads)
+            for part, part_feeds in feeds.items()}
+
+
+def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False) -> dict:
     """End-to-end stream timing (frame in memory -> full-resolution labels) on one backend."""
     segmenter = VideoSegmenter(build_backend(cfg, model), cfg.stream)
     timing = bench.time_stream(segmenter, frames, interval=interval, warmup=1)
     key_ms, non_ms = timing.keyframe_median, timing.non_keyframe_median
+    extra = {}
+    if op_profile and segmenter.backend.name == "onnxruntime":
+        extra["graph_ms_by_op"] = graph_time_by_op(segmenter.backend, frames, cfg.runtime.threads)
     return {
         "backend": segmenter.backend.describe(),
         "keyframe_ms": key_ms,
@@ -60,6 +81,7 @@ def time_backend(cfg, model, frames, interval: int = 5) -> dict:
         "fps_by_interval": bench.fps_by_interval(key_ms, non_ms),
         "frames_timed": {"keyframes": len(timing.keyframe_ms),
                          "non_keyframes": len(timing.non_keyframe_ms)},
+        **extra,
     }
 
 
@@ -78,7 +100,8 @@ def run(args: argparse.Namespace) -> dict:
     for name, backend, precision in parse_backends(args.backends):
         runtime = dataclasses.replace(base.runtime, backend=backend,
                                       onnx_precision=precision or base.runtime.onnx_precision)
-        figures["backends"][name] = time_backend(dataclasses.replace(base, runtime=runtime), model, frames)
+        figures["backends"][name] = time_backend(dataclasses.replace(base, runtime=runtime), model, frames,
+                                                 op_profile=args.op_profile)
     figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
     if not args.no_macs:
         figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
@@ -99,6 +122,10 @@ def print_report(figures: dict) -> None:
             print(f"  {label:19s} {parts} (ms)")
         print("  frames/s by keyframe interval: " + ", ".join(
             f"l={l}: {fps:.1f}" for l, fps in fig["fps_by_interval"].items()))
+        for part, by_op in fig.get("graph_ms_by_op", {}).items():
+            total = sum(by_op.values())
+            top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(by_op.items())[:6])
+            print(f"  {part} graph kernels {total:.1f} ms/run by op type: {top}")
     torch_fig = figures["backends"].get("torch")
     for name, fig in figures["backends"].items():
         if torch_fig and name != "torch":

@@ -34,6 +34,22 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
 
+def test_op_profile_splits_each_onnx_graph_by_op_type(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "bench.json"
+    assert bench_main(["--size", "128x64", "--frames", "12", "--repeats", "2", "--no-macs", "--device", "cpu",
+                       "--backends", "torch,onnxruntime", "--op-profile", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert "graph_ms_by_op" not in figures["backends"]["torch"]
+    by_op = figures["backends"]["onnxruntime"]["graph_ms_by_op"]
+    assert set(by_op) == {"keyframe", "propagation"}
+    assert by_op["keyframe"]["Conv"] > 0 and "GridSample" in by_op["propagation"]
+    for part in by_op.values():
+        assert list(part.values()) == sorted(part.values(), reverse=True) and all(v >= 0 for v in part.values())
+    printed = capsys.readouterr().out
+    assert "keyframe graph kernels" in printed and "propagation graph kernels" in printed
+
+
 def test_bench_rejects_too_few_frames_and_unknown_backends(capsys):
     assert bench_main(["--frames", "5"]) == 2
     assert "--frames must be at least 12" in capsys.readouterr().err

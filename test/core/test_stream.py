@@ -165,8 +165,8 @@ def test_host_preprocessing_equals_torch_area_average(size):
     from gsvnet_ros.models.preprocess import downsample_1_8
 
     frame = np.random.default_rng(sum(size)).integers(0, 256, (*size, 3), dtype=np.uint8)
-    full, small = VideoSegmenter._prepare(frame, torch.device("cpu"), full=True)
-    none, small_only = VideoSegmenter._prepare(frame, torch.device("cpu"), full=False)
+    full, small = VideoSegmenter.prepare(frame, torch.device("cpu"), full=True)
+    none, small_only = VideoSegmenter.prepare(frame, torch.device("cpu"), full=False)
     tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
     pad_h, pad_w = -size[0] % 32, -size[1] % 32
     tensor = torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
