@@ -5,7 +5,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import torch
 import torch.nn as nn
@@ -156,10 +156,13 @@ def _first(keys: set[str]) -> str:
     return ", ".join(shown) + more
 
 
-def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> dict[str, Any]:
+def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str,
+                 keep_missing: Collection[str] = ()) -> dict[str, Any]:
     """Load a `part` file ("keyframe" or "propagation") into a GSVNet (or a bare image net for keyframe).
 
-    Tensors are cast back to the module's dtypes. Returns the file's metadata.
+    Tensors are cast back to the module's dtypes. Keys in `keep_missing` may be absent from the file:
+    those tensors keep the module's current values (a warm start that adds a parameter). Returns the
+    file's metadata.
     """
     modules = _part_modules(module, part)
     state, meta = read_weights(path)
@@ -169,6 +172,7 @@ def load_weights(module: nn.Module, path: str | os.PathLike, *, part: str) -> di
         raise WeightsMismatchError(f"{what} holds {meta['part']!r} weights, but {part!r} weights "
                                    f"were asked for")
     target = part_state_dict(module, part)
+    state = {**{key: target[key] for key in keep_missing if key in target and key not in state}, **state}
     missing, unexpected = set(target) - set(state), set(state) - set(target)
     if missing or unexpected:
         raise WeightsMismatchError(

@@ -74,7 +74,10 @@ class PropagationTrainer(Trainer):
         load_weights(self.model, self.keyframe_weights, part="keyframe")
         self.model.keyframe_net.eval().requires_grad_(False)  # frozen, BN statistics too
         if cfg.init_weights:
-            load_weights(self.model, cfg.init_weights, part="propagation")
+            # Learned kernels (Table A5) may start from a fixed-kernel file: their one-hot
+            # initialisation is exactly the fixed ideal-delay kernels that file was trained with.
+            keep = ("gsv.shifts.kernels",) if cfg.model.learnable_kernels else ()
+            load_weights(self.model, cfg.init_weights, part="propagation", keep_missing=keep)
         self.keyframe_sha = weights_sha256(self.keyframe_weights)
         clips = cfg.clips
         train = index_split(self.data_root, cfg.data.train_split)

@@ -200,6 +200,26 @@ def test_keyframe_warm_start_begins_from_the_given_weights(tmp_path, keyframe_ru
             torch.testing.assert_close(value, start[key].to(value.dtype), msg=key)
 
 
+def test_learned_kernels_warm_start_from_a_fixed_kernel_file(tmp_path, keyframe_run):
+    """Table A5: the learned-kernel variant starts from a fixed-kernel file, kernels one-hot (= fixed)."""
+    from gsvnet_ros.models.gsv import ideal_delay_kernels
+
+    root, kf_run = keyframe_run
+    source = build_gsvnet(ModelConfig())
+    path = save_weights(part_state_dict(source, "propagation"), tmp_path / "fixed.pt",
+                        meta=weights_meta(source, "propagation"))
+    cfg = with_overrides(_propagation_cfg(1, learnable_kernels=True), {"init_weights": str(path)})
+    trainer = PropagationTrainer(cfg, tmp_path / "learned", data_root=root, progress=False,
+                                 keyframe_weights=kf_run / "keyframe_swiftnet_r18.pt", cache_dir=tmp_path / "c")
+    trainer.setup()
+    torch.testing.assert_close(trainer.model.gsv.shifts.kernels.detach(), ideal_delay_kernels(3))
+    stored, _ = read_weights(path)
+    torch.testing.assert_close(trainer.model.gsv.guide.d[0].weight, stored["gsv.guide.d.0.weight"].float())
+    bare = build_gsvnet(ModelConfig(learnable_kernels=True))
+    with pytest.raises(WeightsMismatchError, match=r"1 missing keys \[gsv.shifts.kernels\]"):
+        load_weights(bare, path, part="propagation")  # elsewhere the key stays required
+
+
 def test_propagation_warm_start_begins_from_the_given_weights(tmp_path, keyframe_run):
     root, kf_run = keyframe_run
     source = build_gsvnet(ModelConfig())
