@@ -69,3 +69,14 @@ def test_windowed_exact_pixels_equal_reference_everywhere(size):
     ys, xs = torch.meshgrid(torch.arange(8 * size[0]), torch.arange(8 * size[1]), indexing="ij")
     labels = exact_pixel_labels(logits, ys.flatten(), xs.flatten()).view(8 * size[0], 8 * size[1])
     assert torch.equal(labels.to(torch.uint8), reference_labels(logits))
+
+
+def test_a_class_that_wins_no_corner_can_still_win_inside_a_block():
+    """Pruning keeps every class that can win: here class 5 wins between corners won by 1 and 2."""
+    logits = torch.full((19, 2, 4), -10.0)
+    logits[5] = 9.0  # second everywhere
+    logits[1, :, :2] = 10.0  # left corners
+    logits[2, :, 2:] = 10.0  # right corners
+    labels = LabelUpsampler()(logits)
+    assert torch.equal(labels, reference_labels(logits))
+    assert (labels == 5).any() and set(labels.unique().tolist()) == {1, 2, 5}
