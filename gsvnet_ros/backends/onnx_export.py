@@ -150,7 +150,8 @@ def cached_export(model: GSVNet, part: str, height: int, width: int,
     stem = f"{model.cfg.keyframe_net}_{part}{suffix}_{height}x{width}_{key[:16]}"
     graph_path, sidecar_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
     if _graph_is_valid(graph_path, sidecar_path, key):
-        os.utime(graph_path)  # recently used: the last to be evicted
+        with contextlib.suppress(OSError):  # a read-only cache is still usable
+            os.utime(graph_path)  # recently used: the last to be evicted
         return graph_path
     keep = [graph_path]
     if precision == "fp32":
