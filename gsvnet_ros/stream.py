@@ -201,14 +201,13 @@ class VideoSegmenter:
         if device.type == "cpu":  # host memory: no upload, OpenCV does the reduction
             padded = frame_rgb if not (pad_h or pad_w) else cv2.copyMakeBorder(
                 frame_rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-            small = cv2.resize(padded.astype(np.float32), ((width + pad_w) // FACTOR,
-                                                           (height + pad_h) // FACTOR),
+            as_float = padded.astype(np.float32)  # 0..255, converted once for both outputs
+            small = cv2.resize(as_float, ((width + pad_w) // FACTOR, (height + pad_h) // FACTOR),
                                interpolation=cv2.INTER_AREA)
             frame_1_8 = torch.from_numpy(small).permute(2, 0, 1)[None].div_(255.0).contiguous()
             if not full:
                 return None, frame_1_8
-            frame = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float()
-            return frame.div_(255.0), frame_1_8
+            return torch.from_numpy(as_float).permute(2, 0, 1)[None].div_(255.0), frame_1_8
         tensor = torch.from_numpy(np.ascontiguousarray(frame_rgb)).to(device, non_blocking=True)
         tensor = tensor.permute(2, 0, 1)[None].float()  # 0..255
         if pad_h or pad_w:

@@ -55,7 +55,9 @@ def graph_time_by_op(backend, frames, threads: int) -> dict[str, dict[str, float
                                          for frame in frames[:2])
     height, width = int(full.shape[-2]), int(full.shape[-1])
     logits = backend.keyframe(full)
-    host = lambda tensor: np.ascontiguousarray(tensor.numpy(), dtype=np.float32)  # noqa: E731
+    def host(tensor: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
+
     feeds = {"keyframe": {"frame": host(full)},
              "propagation": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8),
                              "prev_logits_1_8": host(logits)}}
