@@ -30,6 +30,7 @@ __all__ = [
     "count_gmacs",
     "gsvnet_gmacs",
     "onnx_time_by_op",
+    "gemm_gmacs_per_second",
 ]
 
 
@@ -138,6 +139,19 @@ def count_gmacs(fn: Callable[[], object]) -> float:
     with counter, torch.inference_mode():
         fn()
     return counter.get_total_flops() / 2e9
+
+
+def gemm_gmacs_per_second(size: int = 2048, repeats: int = 5) -> float:
+    """fp32 multiply-accumulates per second (GMAC/s) of a size x size matrix product on torch's threads.
+
+    A large GEMM runs close to the CPU's fp32 peak, so this is the practical ceiling for any conv
+    graph on the same threads: a graph with G GMAC cannot take less than G / ceiling seconds in fp32.
+    """
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(size, size, generator=gen), torch.rand(size, size, generator=gen)
+    with torch.inference_mode():
+        ms = median_ms(lambda: torch.mm(a, b), repeats)
+    return size ** 3 / 1e9 / (ms / 1e3)
 
 
 def gsvnet_gmacs(model: GSVNet, height: int, width: int) -> dict[str, float]:

@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-macs", action="store_true", help="skip the GMAC count")
     parser.add_argument("--op-profile", action="store_true",
                         help="onnxruntime backends: also print the kernel time of each op type in the "
-                             "keyframe and propagation graphs (ONNX Runtime's profiler)")
+                             "keyframe and propagation graphs (ONNX Runtime's profiler), and the fp32 "
+                             "GMAC/s of a large matrix product on the same threads (the compute ceiling)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     add_config_arguments(parser)
     parser.set_defaults(threads=2)
@@ -107,7 +108,28 @@ def run(args: argparse.Namespace) -> dict:
     figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
     if not args.no_macs:
         figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
+    if args.op_profile:
+        figures["fp32_gemm_gmacs_per_s"] = bench.gemm_gmacs_per_second()
     return figures
+
+
+def print_ceiling(figures: dict) -> None:
+    """The fp32 compute ceiling against the keyframe graph's Conv rate and eager PyTorch's keyframe."""
+    ceiling = figures["fp32_gemm_gmacs_per_s"]
+    print(f"fp32 ceiling: a 2048x2048 matrix product runs at {ceiling:.0f} GMAC/s on {figures['threads']} threads")
+    if "gmacs" not in figures:
+        return
+    gmac = figures["gmacs"]["keyframe"]
+    print(f"  keyframe ({gmac:.2f} GMAC) needs >= {1e3 * gmac / ceiling:.1f} ms in fp32 at that rate")
+    for name, fig in figures["backends"].items():
+        conv_ms = fig.get("graph_ms_by_op", {}).get("keyframe", {}).get("Conv")
+        if conv_ms:
+            print(f"  {name}: keyframe Conv kernels {conv_ms:.1f} ms = {gmac / conv_ms * 1e3:.0f} GMAC/s "
+                  f"({100 * gmac / conv_ms * 1e3 / ceiling:.0f} % of the ceiling)")
+    torch_fig = figures["backends"].get("torch")
+    if torch_fig:
+        print(f"  2x faster than torch eager's keyframe ({torch_fig['keyframe_ms']:.1f} ms) needs "
+              f"{2e3 * gmac / torch_fig['keyframe_ms']:.0f} GMAC/s end to end")
 
 
 def print_report(figures: dict) -> None:
@@ -142,6 +164,8 @@ def print_report(figures: dict) -> None:
         g = figures["gmacs"]
         print(f"GMAC: keyframe {g['keyframe']:.2f}, non-keyframe {g['non_keyframe']:.3f} "
               f"({100 * g['non_keyframe'] / g['keyframe']:.1f} % of a keyframe)")
+    if "fp32_gemm_gmacs_per_s" in figures:
+        print_ceiling(figures)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
