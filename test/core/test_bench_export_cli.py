@@ -5,7 +5,7 @@ import pytest
 
 from gsvnet_ros import bench
 from gsvnet_ros.bench import fps_by_interval
-from gsvnet_ros.cli.bench import main as bench_main, print_ceiling
+from gsvnet_ros.cli.bench import main as bench_main, print_fp32_reference
 from gsvnet_ros.cli.export import main as export_main
 
 pytest.importorskip("onnxruntime")
@@ -50,25 +50,25 @@ def test_op_profile_splits_each_onnx_graph_by_op_type(tmp_path, monkeypatch, cap
     assert figures["fp32_gemm_gmacs_per_s"] > 0
     printed = capsys.readouterr().out
     assert "keyframe graph kernels" in printed and "propagation graph kernels" in printed
-    assert "fp32 ceiling: a 2048x2048 matrix product runs at" in printed
+    assert "fp32 reference: a 2048x2048 matrix product runs at" in printed
 
 
-def test_gemm_ceiling_is_the_product_size_over_its_median_time(monkeypatch):
+def test_gemm_rate_is_the_product_size_over_its_median_time(monkeypatch):
     monkeypatch.setattr(bench, "median_ms", lambda fn, repeats: 250.0)
     assert bench.gemm_gmacs_per_second(size=1000) == pytest.approx(4.0)  # 1 GMAC in 0.25 s
 
 
-def test_ceiling_report_relates_conv_time_and_the_2x_target_to_the_ceiling(capsys):
+def test_fp32_reference_relates_conv_time_and_the_2x_target_to_a_gemm(capsys):
     figures = {"threads": 2, "fp32_gemm_gmacs_per_s": 100.0, "gmacs": {"keyframe": 14.0},
                "backends": {"torch": {"keyframe_ms": 280.0},
                             "onnxruntime": {"keyframe_ms": 150.0,
                                             "graph_ms_by_op": {"keyframe": {"Conv": 175.0}}}}}
-    print_ceiling(figures)
+    print_fp32_reference(figures)
     printed = capsys.readouterr().out
     assert "runs at 100 GMAC/s on 2 threads" in printed
-    assert "needs >= 140.0 ms in fp32" in printed
-    assert "onnxruntime: keyframe Conv kernels 175.0 ms = 80 GMAC/s (80 % of the ceiling)" in printed
-    assert "needs 100 GMAC/s end to end" in printed
+    assert "the keyframe's 14.00 GMAC at that rate: 140.0 ms" in printed
+    assert "onnxruntime: keyframe Conv kernels 175.0 ms = 80 GMAC/s (80 % of the matrix product's rate)" in printed
+    assert "needs 100 GMAC/s end to end (100 % of the matrix product's rate)" in printed
 
 
 def test_bench_rejects_too_few_frames_and_unknown_backends(capsys):
