@@ -85,3 +85,4 @@ def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
     assert lines[0].split()[:3] == ["keyframe", "128x96", "int8"]
     assert lines[1].split()[:3] == ["propagation", "128x96", "fp32"]
     assert len(list(tmp_path.glob("*.onnx"))) == 3  # fp32 keyframe (quantization source), int8, propagation
+
