@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--op-profile", action="store_true",
                         help="onnxruntime backends: also print the kernel time of each op type in the "
                              "keyframe and propagation graphs (ONNX Runtime's profiler), and the fp32 "
-                             "GMAC/s of a large matrix product on the same threads (a reference for fp32 conv speed)")
+                             "GMAC/s of a large matrix product on the same threads (a reference for "
+                             "fp32 conv speed)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     add_config_arguments(parser)
     parser.set_defaults(threads=2)
@@ -131,8 +132,8 @@ def print_fp32_reference(figures: dict) -> None:
     torch_fig = figures["backends"].get("torch")
     if torch_fig:
         needed = 2e3 * gmac / torch_fig["keyframe_ms"]
-        print(f"  2x faster than torch eager's keyframe ({torch_fig['keyframe_ms']:.1f} ms) needs {needed:.0f} "
-              f"GMAC/s end to end ({100 * needed / reference:.0f} % of the matrix product's rate)")
+        print(f"  2x faster than torch eager's keyframe ({torch_fig['keyframe_ms']:.1f} ms) needs "
+              f"{needed:.0f} GMAC/s end to end ({100 * needed / reference:.0f} % of the matrix product's rate)")
 
 
 def print_report(figures: dict) -> None:

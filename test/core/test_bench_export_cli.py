@@ -67,7 +67,8 @@ def test_fp32_reference_relates_conv_time_and_the_2x_target_to_a_gemm(capsys):
     printed = capsys.readouterr().out
     assert "runs at 100 GMAC/s on 2 threads" in printed
     assert "the keyframe's 14.00 GMAC at that rate: 140.0 ms" in printed
-    assert "onnxruntime: keyframe Conv kernels 175.0 ms = 80 GMAC/s (80 % of the matrix product's rate)" in printed
+    assert ("onnxruntime: keyframe Conv kernels 175.0 ms = 80 GMAC/s (80 % of the matrix product's rate)"
+            in printed)
     assert "needs 100 GMAC/s end to end (100 % of the matrix product's rate)" in printed
 
 
@@ -85,4 +86,3 @@ def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
     assert lines[0].split()[:3] == ["keyframe", "128x96", "int8"]
     assert lines[1].split()[:3] == ["propagation", "128x96", "fp32"]
     assert len(list(tmp_path.glob("*.onnx"))) == 3  # fp32 keyframe (quantization source), int8, propagation
-
