@@ -157,3 +157,29 @@ def test_sessions_do_not_busy_wait_between_runs(tmp_path):
     options = backend.session("propagation", 64, 64).get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == 2
+
+
+_CUDA_AND_CPU = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("available, use_cuda, expected", [
+    (_CUDA_AND_CPU, True, _CUDA_AND_CPU),
+    (_CUDA_AND_CPU, False, ["CPUExecutionProvider"]),
+    (["CPUExecutionProvider"], True, ["CPUExecutionProvider"]),  # CPU-only onnxruntime: falls back
+])
+def test_cuda_provider_only_when_asked_for_and_installed(monkeypatch, tmp_path, available, use_cuda,
+                                                         expected):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+    backend = OnnxRuntimeBackend(_model(), use_cuda=use_cuda, cache_dir=str(tmp_path))
+    assert backend.providers == expected
+    assert expected[0] in backend.describe()
+
+
+def test_int8_keyframe_graph_is_refused_on_the_cuda_provider(monkeypatch, tmp_path):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: _CUDA_AND_CPU)
+    with pytest.raises(ValueError, match="int8 is for the CPU execution provider"):
+        OnnxRuntimeBackend(_model(), use_cuda=True, precision="int8", cache_dir=str(tmp_path))
