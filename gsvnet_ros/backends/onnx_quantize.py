@@ -2,7 +2,7 @@
 
 The keyframe network is ~98 % convolutions (ONNX Runtime profile of the SwiftNet-R18 graph), and on
 a CPU with VNNI ONNX Runtime runs int8 convolutions faster than fp32: the SwiftNet-R18 keyframe step
-went from 146.5 to 60.7 ms on the 2-core dev CPU (gsvnet-bench, 1024x512, 2 threads, round-4
+went from 138.5 to 60.0 ms on the 2-core dev CPU (gsvnet-bench, 1024x512, 2 threads, round-4
 weights). We quantize statically (QDQ format, per-channel int8 weights, uint8 activations with
 MinMax ranges) on calibration frames rendered by the synthetic generator from TRAIN-range seeds, so
 the calibration never sees val/test frames. The propagation graph stays fp32: it is small, and its
