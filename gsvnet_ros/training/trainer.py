@@ -27,6 +27,11 @@ _RESUMABLE_CHANGES = {"loop.iterations", "loop.threads", "loop.log_every", "loop
                       "loop.checkpoint_every", "data.val_snippets"}
 
 
+def accelerator_name(device: torch.device) -> str | None:
+    """The GPU's name for a CUDA device (recorded in summary.json and the model card), else None."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Write a training checkpoint atomically (temporary file, fsync, os.replace)."""
     atomic_torch_save(payload, path)
@@ -236,7 +241,8 @@ class Trainer:
             "command_line": self.command_line, "data_root": str(self.data_root.resolve()),
             "seed": self.loop.seed, "threads": self.loop.threads,
             "precision": str(self.amp_dtype).replace("torch.", ""), "channels_last": self.loop.channels_last,
-            "device": str(self.device), "torch": torch.__version__, "cpu": platform.processor() or
+            "device": str(self.device), "accelerator": accelerator_name(self.device),
+            "torch": torch.__version__, "cpu": platform.processor() or
             platform.machine(), "cpu_count": os.cpu_count(), "resumed_from": self.resumed_from,
             "weights": [{"file": p.name, "bytes": p.stat().st_size, "sha256": weights_sha256(p)}
                         for p in self.weight_files if p.exists()],

@@ -21,6 +21,7 @@ def test_keyframe_then_propagation_from_the_command_line(tmp_path, fake_root, ca
     assert "weights:" in capsys.readouterr().out
     summary = json.loads((tmp_path / "k" / "summary.json").read_text())
     assert summary["seed"] == 3 and summary["command_line"][1] == "keyframe"
+    assert summary["device"] == "cpu" and summary["accelerator"] is None  # the model card says "CPU cores"
     prop_cfg = _write_config(tmp_path / "p.yaml", "clips: {crop_height: 32, crop_width: 64}\n"
                                                   "loop: {batch_size: 2, precision: fp32, threads: 1}\n")
     rc = main(["propagation", "--keyframe-weights", str(tmp_path / "k" / "keyframe_swiftnet_r18.pt"),

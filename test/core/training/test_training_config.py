@@ -19,6 +19,25 @@ def test_shipped_yaml_equals_the_dataclass_defaults(name, cls):
     assert load_train_config(cls, REPO / "config" / name) == cls()
 
 
+def test_finetune_yaml_differs_from_the_defaults_only_in_lr_and_class_weighting():
+    finetune = load_train_config(KeyframeTrainConfig, REPO / "config" / "train_keyframe_finetune.yaml")
+    defaults = KeyframeTrainConfig()
+    assert finetune.optim.lr == defaults.optim.lr / 2
+    assert finetune.class_weighting == "sqrt_inverse" != defaults.class_weighting
+    restored = with_overrides(finetune, {"optim": {"lr": defaults.optim.lr}, "class_weighting": "none"})
+    assert restored == defaults
+
+
+def test_gpu_yaml_is_the_finetune_one_with_whole_frame_crops_and_the_full_lr():
+    gpu = load_train_config(KeyframeTrainConfig, REPO / "config" / "train_keyframe_gpu.yaml")
+    finetune = load_train_config(KeyframeTrainConfig, REPO / "config" / "train_keyframe_finetune.yaml")
+    assert (gpu.augment.crop_height, gpu.augment.crop_width, gpu.loop.batch_size) == (384, 768, 16)
+    restored = with_overrides(gpu, {"optim": {"lr": finetune.optim.lr},
+                                    "augment": {"crop_height": 256, "crop_width": 256},
+                                    "loop": {"batch_size": 8, "checkpoint_every": 100}})
+    assert restored == finetune
+
+
 @pytest.mark.parametrize("cls, text, message", [
     (KeyframeTrainConfig, "loop:\n  iteratons: 3\n", "unknown config key 'loop.iteratons'"),
     (KeyframeTrainConfig, "augmnet: {}\n", "unknown config key 'augmnet'"),
