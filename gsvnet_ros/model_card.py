@@ -65,7 +65,8 @@ def _hardware(summary: dict) -> str:
     """Where a run trained: the GPU (runs with --device cuda) or the CPU cores and threads."""
     if summary.get("accelerator"):
         return f"1 {summary['accelerator']} GPU ({summary.get('precision')})"
-    return f"{summary.get('cpu_count')} CPU cores ({summary.get('threads')} threads, {summary.get('precision')})"
+    return (f"{summary.get('cpu_count')} CPU cores ({summary.get('threads')} threads, "
+            f"{summary.get('precision')})")
 
 
 def _run_lines(summary: dict) -> list[str]:
