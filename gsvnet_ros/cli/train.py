@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--init-weights", help="keyframe weight file to start from (warm start, e.g. models/...)")
     key.add_argument("--init-backbone", help="keyframe weight file whose ResNet-18 trunk starts this net's "
                                              "(e.g. the SwiftNet-R18 file for BiSeNet-R18)")
+    key.add_argument("--data-workers", type=int,
+                     help="overrides loop.data_workers (threads preparing crops; 0 = none)")
     _common(key, "config/train_keyframe.yaml")
     prop = sub.add_parser("propagation", help="train O + phi + G with the keyframe net frozen")
     prop.add_argument("--keyframe-weights", required=True, help="keyframe_<net>.pt from a keyframe run")
@@ -72,7 +74,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                                ("precision", "loop", "precision"), ("val_every", "loop", "val_every"),
                                ("lr", "optim", "lr"), ("max_train_snippets", "data", "max_train_snippets"),
                                ("val_snippets", "data", "val_snippets"), ("model", "model", "keyframe_net"),
-                               ("kernel_size", "model", "kernel_size")):
+                               ("kernel_size", "model", "kernel_size"),
+                               ("data_workers", "loop", "data_workers")):
         value = getattr(args, flag, None)
         if value is not None:
             out[section][key] = value

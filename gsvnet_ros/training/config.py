@@ -123,6 +123,14 @@ class KeyframeLoopConfig(LoopConfig):
 
     iterations: int = 6000
     val_every: int = 1000
+    # Threads that cut and jitter the training crops ahead of the network (keyframe.CropBatches); 0 =
+    # inline, with the trainer's generator. Worth it where the network step is faster than the data
+    # step (a GPU); with workers, a resumed run draws new crops instead of replaying the killed run's.
+    data_workers: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.data_workers >= 0, "loop.data_workers", "an integer >= 0", self.data_workers)
 
 
 @dataclass(frozen=True)

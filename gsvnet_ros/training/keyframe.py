@@ -1,6 +1,8 @@
 """Keyframe (image) net training: cross-entropy on randomly scaled, cropped, flipped labelled frames."""
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from .data import (FrameStore, index_split, keyframe_batch, load_keyframe_sample
                    resolve_label_source)
 from .trainer import Trainer
 
-__all__ = ["KeyframeTrainer", "keyframe_weights_name", "to_tensor"]
+__all__ = ["KeyframeTrainer", "CropBatches", "keyframe_weights_name", "to_tensor"]
 
 
 def keyframe_weights_name(keyframe_net: str) -> str:
@@ -34,6 +36,38 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     if batch.dim() == 3:
         batch = batch[None]
     return batch.to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class CropBatches:
+    """keyframe_batch() draws prepared ahead of the network by a pool of threads (cv2 and the large
+    numpy operations release the GIL; threads share the in-memory frames, which worker processes
+    would have to fork or copy). Batch k of a source is drawn with its own generator, seeded by
+    (seed, start iteration, k), so a run with workers is reproducible whatever the thread timing."""
+
+    def __init__(self, store: FrameStore, keys: list, augment: Any, batch_size: int, seed: int,
+                 start_iteration: int, workers: int) -> None:
+        self.store, self.keys, self.augment, self.batch_size = store, keys, augment, batch_size
+        self.seed, self.start_iteration = seed, start_iteration
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crops")
+        self.pending: deque[Future] = deque(self.pool.submit(self.draw, k) for k in range(2 * workers))
+        self.submitted = 2 * workers
+
+    def draw(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.start_iteration, k])
+        aug = self.augment
+        return keyframe_batch(self.store, self.keys, self.batch_size, (aug.scale_min, aug.scale_max),
+                              (aug.crop_height, aug.crop_width), aug.flip, rng, aug.color_jitter)
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        batch = self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self.draw, self.submitted))
+        self.submitted += 1
+        return batch
+
+    def close(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.pool.shutdown(wait=True)
 
 
 class KeyframeTrainer(Trainer):
@@ -59,6 +93,7 @@ class KeyframeTrainer(Trainer):
         self.label_source = resolve_label_source(train, cfg.data.labels)
         self.store: FrameStore = load_keyframe_samples(train, self.label_source, self.progress)
         self.keys = sorted(self.store.labels)
+        self.batches: CropBatches | None = None  # loop.data_workers' pool, started on the first step
         weights = class_weights(self.store.labels.values(), cfg.model.num_classes, cfg.class_weighting)
         self.class_weights = None if weights is None else weights.to(self.device)
         self.num_train_snippets = len(train)
@@ -70,11 +105,24 @@ class KeyframeTrainer(Trainer):
     def trained_modules(self) -> dict[str, nn.Module]:
         return {"keyframe_net": self.net}
 
-    def train_step(self) -> dict[str, float]:
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) uint8: drawn here with the trainer's generator, or by loop.data_workers."""
         aug = self.cfg.augment
-        images, labels = keyframe_batch(self.store, self.keys, self.loop.batch_size,
-                                        (aug.scale_min, aug.scale_max), (aug.crop_height, aug.crop_width),
-                                        aug.flip, self.sampler, aug.color_jitter)
+        if not self.loop.data_workers:
+            return keyframe_batch(self.store, self.keys, self.loop.batch_size, (aug.scale_min, aug.scale_max),
+                                  (aug.crop_height, aug.crop_width), aug.flip, self.sampler, aug.color_jitter)
+        if self.batches is None:
+            self.batches = CropBatches(self.store, self.keys, aug, self.loop.batch_size, self.loop.seed,
+                                       self.iteration, self.loop.data_workers)
+        return next(self.batches)
+
+    def release(self) -> None:
+        if self.batches is not None:
+            self.batches.close()
+            self.batches = None
+
+    def train_step(self) -> dict[str, float]:
+        images, labels = self.next_batch()
         x = normalize(to_tensor(images, self.device)).contiguous(memory_format=self.memory_format)
         target = torch.from_numpy(labels).to(self.device).long()
         self.net.train()

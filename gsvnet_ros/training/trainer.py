@@ -24,7 +24,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "gsvnet_ros.train_checkpoint"
 # loop keys a resumed run may change without invalidating the checkpoint
 _RESUMABLE_CHANGES = {"loop.iterations", "loop.threads", "loop.log_every", "loop.val_every",
-                      "loop.checkpoint_every", "data.val_snippets"}
+                      "loop.checkpoint_every", "loop.data_workers", "data.val_snippets"}
 
 
 def accelerator_name(device: torch.device) -> str | None:
@@ -218,7 +218,11 @@ class Trainer:
                     self.on_iteration(self.iteration)
         finally:
             bar.close()
+            self.release()
         return self.write_summary()
+
+    def release(self) -> None:
+        """Free what the training steps hold between iterations (e.g. data worker threads)."""
 
     def _validate_and_export(self) -> dict[str, Any]:
         metrics = self.validate()

@@ -242,3 +242,41 @@ def test_propagation_warm_start_begins_from_the_given_weights(tmp_path, keyframe
         PropagationTrainer(mismatched, tmp_path / "bad", data_root=root, progress=False,
                            keyframe_weights=kf_run / "keyframe_swiftnet_r18.pt",
                            cache_dir=tmp_path / "c").setup()
+
+
+def test_crop_batches_are_seeded_by_run_seed_and_start_iteration(keyframe_run):
+    from gsvnet_ros.training import KeyframeAugmentConfig
+    from gsvnet_ros.training.data import index_split, load_keyframe_samples
+    from gsvnet_ros.training.keyframe import CropBatches
+    root, _ = keyframe_run
+    store = load_keyframe_samples(index_split(root, "train"), "dense", progress=False)
+    keys = sorted(store.labels)
+    aug = KeyframeAugmentConfig(crop_height=64, crop_width=64)
+
+    def first(seed, start):
+        source = CropBatches(store, keys, aug, 3, seed, start, workers=2)
+        batch = next(source)
+        source.close()
+        return batch
+
+    images, labels = first(0, 0)
+    assert images.shape == (3, 64, 64, 3) and labels.shape == (3, 64, 64)
+    assert (first(0, 0)[0] == images).all()  # reproducible
+    assert (first(0, 5)[0] != images).any() and (first(1, 0)[0] != images).any()
+
+
+def test_keyframe_run_with_data_workers(keyframe_run, tmp_path):
+    root, _ = keyframe_run
+    cfg = with_overrides(_keyframe_cfg(iterations=2), {"loop": {"data_workers": 2}})
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    trainer = KeyframeTrainer(cfg, tmp_path / "run", data_root=root, progress=False)
+    drawn = []
+    original = trainer.next_batch
+    trainer.next_batch = lambda: drawn.append(trainer.batches) or original()
+    trainer.run()
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)
+    assert len(drawn) == 2 and drawn[1] is not None  # the worker pool fed the steps
+    assert trainer.batches is None  # and was released at the end
+    assert _csv_iterations(tmp_path / "run" / "train_keyframe.csv") == [1, 2]
+    assert read_weights(tmp_path / "run" / "keyframe_swiftnet_r18.pt")[1]["trained_iterations"] == 2
