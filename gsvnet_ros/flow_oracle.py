@@ -25,15 +25,18 @@ import torch
 import torch.nn.functional as F
 
 from .data import cityscapes
-from .labels import IGNORE_INDEX, label_ids_to_train_ids
-from .metrics import DistanceConfusion
+from .labels import IGNORE_INDEX
+from .metrics import DistanceConfusion, as_percent
 from .models.gsvnet import GSVNet
 from .models.preprocess import downsample_1_8, normalize
 from .models.warp import backward_warp, base_grid
+from .training.keyframe import to_tensor
 
 __all__ = ["VARIANTS", "ROWS", "flow_to_1_8", "carry_logits", "warp_labels", "flow_oracle"]
 
-VARIANTS = ("gsvnet", "flow_net_warp", "true_flow_warp", "true_flow_gsv")
+# row -> (which flow, whether the trained correction runs after the warp)
+VARIANTS = {"gsvnet": ("flow_net", True), "flow_net_warp": ("flow_net", False),
+            "true_flow_warp": ("exact", False), "true_flow_gsv": ("exact", True)}
 ROWS = (*VARIANTS, "label_warp_full_res")
 
 
@@ -56,67 +59,57 @@ def warp_labels(labels: np.ndarray, flows: Sequence[np.ndarray]) -> np.ndarray:
     return out[0, 0].round().to(torch.uint8).numpy()
 
 
-def _frame_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
-
-
 @torch.inference_mode()
-def carry_logits(model: GSVNet, variant: str, key_logits: torch.Tensor,
-                 frames_1_8: Sequence[torch.Tensor], true_flows_1_8: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Logits at 1/8 of the last frame: `key_logits` of frames_1_8[0] carried len(frames) - 1 steps.
-
-    true_flows_1_8[i] is the backward flow from frames_1_8[i + 1] to frames_1_8[i].
-    """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+def carry_logits(model: GSVNet, key_logits: torch.Tensor, normed_frames_1_8: Sequence[torch.Tensor],
+                 flows_1_8: Sequence[torch.Tensor], correct: bool) -> torch.Tensor:
+    """Logits at 1/8 of the last frame: `key_logits` of normed_frames_1_8[0] warped step by step with
+    flows_1_8[i] (backward, frame i + 1 -> i), each warp followed by the trained correction if `correct`."""
     logits = key_logits
-    for step in range(1, len(frames_1_8)):
-        current, previous = normalize(frames_1_8[step]), normalize(frames_1_8[step - 1])
-        flow = true_flows_1_8[step - 1] if variant.startswith("true_flow") else model.flow(current, previous)
+    for step, flow in enumerate(flows_1_8, 1):
         logits = backward_warp(logits, flow)
-        if variant in ("gsvnet", "true_flow_gsv"):
-            logits = model.gsv(logits, current)
+        if correct:
+            logits = model.gsv(logits, normed_frames_1_8[step])
     return logits
 
 
-def flow_oracle(model: GSVNet, root: str | Path, split: str, max_distance: int = 4,
-                snippets: int = 0, progress: Callable[[str], None] | None = None
-                ) -> dict[str, dict[str, float | None]]:
-    """{row: {distance: mIoU in %}} (rows: ROWS) over the annotated frame of every snippet of `split`."""
+@torch.inference_mode()
+def flow_oracle(model: GSVNet, root: str | Path, split: str, max_distance: int = 4, snippets: int = 0,
+                progress: Callable[[str], None] | None = None) -> dict[str, dict[str, float | None]]:
+    """{row: {distance: mIoU in %}} (rows: ROWS) over the annotated frame of every snippet of `split`,
+    on the model's device."""
     items = cityscapes.list_snippets(root, split)[:snippets or None]
     if not items:
         raise FileNotFoundError(f"no annotated snippets under {root} (split {split!r})")
+    device = next(model.parameters()).device
     scores = {row: DistanceConfusion(model.num_classes) for row in ROWS}
     model.eval()
     for number, item in enumerate(items, 1):
         anchor = item.frame
-        label = label_ids_to_train_ids(cityscapes.read_label_ids(cityscapes.label_path(root, split, item)))
-        first = anchor - max_distance
-        rgb = [cityscapes.read_rgb(cityscapes.frame_path(root, split, item, n))
-               for n in range(first, anchor + 1)]
-        full_flows = [cityscapes.read_flow(cityscapes.flow_path(root, split, item, n))
-                      for n in range(first + 1, anchor + 1)]
-        flows = [flow_to_1_8(flow) for flow in full_flows]
-        frames = [_frame_tensor(x) for x in rgb]
-        frames_1_8 = [downsample_1_8(x) for x in frames]
+        label = cityscapes.read_train_ids(cityscapes.label_path(root, split, item))
+        numbers = range(anchor - max_distance, anchor + 1)
+        frames = [to_tensor(cityscapes.read_rgb(cityscapes.frame_path(root, split, item, n)), device)
+                  for n in numbers]
+        normed = [normalize(downsample_1_8(frame)) for frame in frames]
+        exact_full = [cityscapes.read_flow(cityscapes.flow_path(root, split, item, n)) for n in numbers[1:]]
+        flows = {"exact": [flow_to_1_8(flow).to(device) for flow in exact_full],  # step i: frame i+1 -> i
+                 "flow_net": [model.flow(normed[i + 1], normed[i]) for i in range(max_distance)]}
         for distance in range(max_distance + 1):
             start = max_distance - distance
-            with torch.inference_mode():
-                key_logits = model.keyframe_forward(frames[start])
-            for variant in VARIANTS:
-                logits = carry_logits(model, variant, key_logits, frames_1_8[start:], flows[start:])
+            key_logits = model.keyframe_forward(frames[start])
+            for row, (source, correct) in VARIANTS.items():
+                logits = carry_logits(model, key_logits, normed[start:], flows[source][start:], correct)
                 pred = F.interpolate(logits, size=label.shape, mode="bilinear", align_corners=False).argmax(1)
-                scores[variant].update(pred[0].numpy(), label, distance)
-            key_label = label_ids_to_train_ids(cityscapes.read_label_ids(
-                cityscapes.label_path(root, split, item, anchor - distance, "gtFine_sequence")))
-            carried = warp_labels(key_label, full_flows[start:])
+                scores[row].update(pred[0].cpu().numpy(), label, distance)
+            key_label = cityscapes.read_train_ids(
+                cityscapes.label_path(root, split, item, numbers[start], "gtFine_sequence"))
+            carried = warp_labels(key_label, exact_full[start:])
             scored = np.where(carried == IGNORE_INDEX, IGNORE_INDEX, label)  # pixels the keyframe labelled
             scores["label_warp_full_res"].update(carried, scored, distance)
         if progress:
             progress(f"{number}/{len(items)} {item.city}_{item.seq:06d}")
-    return {row: {str(d): _pct(conf.summary()["per_distance_miou"].get(d))
+    return {row: {str(d): _rounded(as_percent(conf.summary()["per_distance_miou"].get(d)))
                   for d in range(max_distance + 1)} for row, conf in scores.items()}
 
 
-def _pct(value: float | None) -> float | None:
-    return None if value is None else round(100.0 * float(value), 1)
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "MetricInputError",
+    "as_percent",
     "confusion_matrix",
     "iou_per_class",
     "mean_iou",
@@ -81,6 +82,11 @@ def mean_iou(cm: np.ndarray) -> float:
     iou = iou_per_class(cm)
     valid = iou[~np.isnan(iou)]
     return float(valid.mean()) if valid.size else float("nan")
+
+
+def as_percent(value: float | None) -> float | None:
+    """A fraction as a percentage; None (nothing to score) stays None."""
+    return None if value is None else 100.0 * float(value)
 
 
 def _none_if_nan(x: float) -> float | None:

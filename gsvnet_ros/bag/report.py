@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from gsvnet_ros.labels import CLASS_NAMES
+from gsvnet_ros.metrics import as_percent
 from gsvnet_ros.reporting import json_safe, latency_stats
 
 __all__ = ["TimingLog", "latency_stats", "build_report", "accuracy_section", "write_report_json",
@@ -133,13 +134,9 @@ def format_report(report: dict[str, Any]) -> str:
     acc = report.get("accuracy")
     if acc:
         lines += ["", f"mIoU on {acc['labelled_frames']} labelled frames ({acc['labels_topic']}):"
-                      f" average {_num(_pct(acc['average_miou']))}%, minimum "
-                      f"{_num(_pct(acc['minimum_miou']))}%",
+                      f" average {_num(as_percent(acc['average_miou']))}%, minimum "
+                      f"{_num(as_percent(acc['minimum_miou']))}%",
                   f"{'distance from keyframe':<24}{'mIoU (%)':>10}"]
         for dist, miou in acc["per_distance_miou"].items():
-            lines.append(f"{dist:<24}{_num(_pct(miou)):>10}")
+            lines.append(f"{dist:<24}{_num(as_percent(miou)):>10}")
     return "\n".join(lines)
-
-
-def _pct(value: float | None) -> float | None:
-    return None if value is None else 100.0 * value

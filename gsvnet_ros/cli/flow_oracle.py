@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..backends import build_model
+from ..backends.base import resolve_device
 from ..config import ConfigError
 from ..data.errors import DatasetLayoutError
 from ..flow_oracle import ROWS, flow_oracle
@@ -28,10 +29,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
-        model = build_model(cfg)
+        device = resolve_device(cfg.runtime.device)
+    except (ConfigError, RuntimeError) as exc:  # RuntimeError: CUDA asked for but absent
+        return fail(str(exc))
+    try:
+        model = build_model(cfg).to(device)
         table = flow_oracle(model, args.data, args.split, args.max_distance, args.snippets,
                             progress=lambda line: print(line, file=sys.stderr))
-    except (ConfigError, WeightsError, DatasetLayoutError, FileNotFoundError) as exc:
+    except (WeightsError, DatasetLayoutError, FileNotFoundError) as exc:
         return fail(str(exc))
     distances = [str(d) for d in range(args.max_distance + 1)]
     print(f"mIoU (%) by distance from the keyframe, {cfg.model.keyframe_net}, {args.data} {args.split}")

@@ -22,6 +22,7 @@ __all__ = [
     "flow_path",
     "read_rgb",
     "read_label_ids",
+    "read_train_ids",
     "read_flow",
     "CityscapesClips",
     "DenseFrames",
@@ -123,6 +124,11 @@ def read_label_ids(path: str | Path) -> np.ndarray:
     return lab
 
 
+def read_train_ids(path: str | Path) -> np.ndarray:
+    """(H, W) uint8 trainIds (255 = ignored) of a labelIds PNG."""
+    return label_ids_to_train_ids(read_label_ids(path))
+
+
 def read_flow(path: str | Path) -> np.ndarray:
     """A stored backward flow (H, W, 2) as float32: frame t at (x, y) <-> frame t-1 at (x+dx, y+dy)."""
     try:
@@ -143,7 +149,7 @@ def _read_clip(root: Path, split: str, snippet: Snippet, k: int, frames_folder: 
                                  f"expected frame numbers >= 0 (k = {k})")
     frames = [read_rgb(frame_path(root, split, snippet, f, frames_folder))
               for f in range(snippet.frame - k, snippet.frame + 1)]
-    label = label_ids_to_train_ids(read_label_ids(label_file))
+    label = read_train_ids(label_file)
     if any(f.shape[:2] != label.shape for f in frames):
         raise DatasetLayoutError(f"frame and label sizes differ for {snippet.stem()}: "
                                  f"{[f.shape[:2] for f in frames]} vs {label.shape}", label_file)
@@ -192,8 +198,7 @@ class DenseFrames:
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.items[index]
         rgb = read_rgb(frame_path(self.root, self.split, s, None, self.frames_folder))
-        label = label_ids_to_train_ids(read_label_ids(
-            label_path(self.root, self.split, s, None, self.labels_folder)))
+        label = read_train_ids(label_path(self.root, self.split, s, None, self.labels_folder))
         return rgb, label
 
 
@@ -229,7 +234,7 @@ def class_shares(root: str | Path, split: str, labels: str = "gtFine_sequence",
     """Share of pixels per trainId (keys 0..18 and 'ignore') over the label images of a split."""
     counts = np.zeros(256, np.int64)
     for s in list_snippets(root, split, labels)[::stride]:
-        lab = label_ids_to_train_ids(read_label_ids(label_path(root, split, s, None, labels)))
+        lab = read_train_ids(label_path(root, split, s, None, labels))
         counts += np.bincount(lab.ravel(), minlength=256)
     total = max(int(counts.sum()), 1)
     shares = {str(c): counts[c] / total for c in range(NUM_CLASSES)}

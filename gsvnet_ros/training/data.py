@@ -19,8 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import cityscapes
+from ..data.cityscapes import read_train_ids
 from ..data.errors import DatasetLayoutError
-from ..labels import IGNORE_INDEX, label_ids_to_train_ids
+from ..labels import IGNORE_INDEX
 
 __all__ = ["TrainSnippet", "index_split", "resolve_label_source", "read_train_ids", "label_file",
            "FrameStore", "load_keyframe_samples", "random_scale_crop", "color_jitter", "keyframe_batch"]
@@ -72,11 +73,6 @@ def index_split(root: str | Path, split: str) -> list[TrainSnippet]:
             numbers.index(item.frame), cityscapes.label_path(root, split, item),
             tuple(labels[n] if n in dense.get((item.city, item.seq), ()) else None for n in numbers)))
     return snippets
-
-
-def read_train_ids(path: Path) -> np.ndarray:
-    """(H, W) uint8 trainIds (255 = ignored) of a labelIds PNG."""
-    return label_ids_to_train_ids(cityscapes.read_label_ids(path))
 
 
 def resolve_label_source(snippets: Sequence[TrainSnippet], wanted: str) -> str:

@@ -38,6 +38,13 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return batch.to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def augmented_batch(store: FrameStore, keys: list, augment: Any, batch_size: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """keyframe_batch() with the settings of a KeyframeAugmentConfig."""
+    return keyframe_batch(store, keys, batch_size, (augment.scale_min, augment.scale_max),
+                          (augment.crop_height, augment.crop_width), augment.flip, rng, augment.color_jitter)
+
+
 class CropBatches:
     """keyframe_batch() draws prepared ahead of the network by a pool of threads (cv2 and the large
     numpy operations release the GIL; threads share the in-memory frames, which worker processes
@@ -54,9 +61,7 @@ class CropBatches:
 
     def draw(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, self.start_iteration, k])
-        aug = self.augment
-        return keyframe_batch(self.store, self.keys, self.batch_size, (aug.scale_min, aug.scale_max),
-                              (aug.crop_height, aug.crop_width), aug.flip, rng, aug.color_jitter)
+        return augmented_batch(self.store, self.keys, self.augment, self.batch_size, rng)
 
     def __next__(self) -> tuple[np.ndarray, np.ndarray]:
         batch = self.pending.popleft().result()
@@ -107,13 +112,12 @@ class KeyframeTrainer(Trainer):
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """(images, labels) uint8: drawn here with the trainer's generator, or by loop.data_workers."""
-        aug = self.cfg.augment
         if not self.loop.data_workers:
-            return keyframe_batch(self.store, self.keys, self.loop.batch_size, (aug.scale_min, aug.scale_max),
-                                  (aug.crop_height, aug.crop_width), aug.flip, self.sampler, aug.color_jitter)
+            return augmented_batch(self.store, self.keys, self.cfg.augment, self.loop.batch_size,
+                                   self.sampler)
         if self.batches is None:
-            self.batches = CropBatches(self.store, self.keys, aug, self.loop.batch_size, self.loop.seed,
-                                       self.iteration, self.loop.data_workers)
+            self.batches = CropBatches(self.store, self.keys, self.cfg.augment, self.loop.batch_size,
+                                       self.loop.seed, self.iteration, self.loop.data_workers)
         return next(self.batches)
 
     def release(self) -> None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig
 from ..labels import IGNORE_INDEX
-from ..metrics import DistanceConfusion
+from ..metrics import DistanceConfusion, as_percent
 from ..models.build import KEYFRAME_NETS, build_gsvnet
 from ..models.weights import load_weights, part_state_dict, read_weights, save_weights, weights_meta
 from ..reporting import file_sha256 as weights_sha256
@@ -162,9 +162,9 @@ class PropagationTrainer(Trainer):
         self.model.train()
         self.model.keyframe_net.eval()
         summary = scores.summary()
-        return {"val_avg_miou": _pct(summary["average_miou"]), "val_min_miou": _pct(summary["minimum_miou"]),
-                "val_key_miou": _pct(summary["per_distance_miou"].get(0)),
-                "val_per_distance_miou": {str(d): _pct(v) for d, v in summary["per_distance_miou"].items()},
+        return {"val_avg_miou": as_percent(summary["average_miou"]), "val_min_miou": as_percent(summary["minimum_miou"]),
+                "val_key_miou": as_percent(summary["per_distance_miou"].get(0)),
+                "val_per_distance_miou": {str(d): as_percent(v) for d, v in summary["per_distance_miou"].items()},
                 "val_per_class_iou": [None if v is None else round(100.0 * v, 2)
                                       for v in summary["per_class_iou"]]}
 
@@ -204,7 +204,3 @@ def _distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: flo
     log_p_student = F.log_softmax(student / temperature, dim=1)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
     return temperature ** 2 * kl.mean()
-
-
-def _pct(value: float | None) -> float | None:
-    return None if value is None else 100.0 * value

@@ -222,7 +222,7 @@ class Trainer:
         return self.write_summary()
 
     def release(self) -> None:
-        """Free what the training steps hold between iterations (e.g. data worker threads)."""
+        """Free what the training steps hold (e.g. data worker threads); called when run() ends."""
 
     def _validate_and_export(self) -> dict[str, Any]:
         metrics = self.validate()

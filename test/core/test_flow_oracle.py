@@ -10,7 +10,6 @@ from gsvnet_ros.config import ModelConfig
 from gsvnet_ros.data import cityscapes
 from gsvnet_ros.data.synth_writer import SynthJob, generate_split
 from gsvnet_ros.flow_oracle import ROWS, VARIANTS, flow_oracle, flow_to_1_8, warp_labels
-from gsvnet_ros.labels import label_ids_to_train_ids
 from gsvnet_ros.metrics import DistanceConfusion
 from gsvnet_ros.models.build import build_gsvnet
 
@@ -42,8 +41,7 @@ def test_flow_to_1_8_averages_and_rescales():
 
 
 def _train_ids(root, item, frame):
-    return label_ids_to_train_ids(cityscapes.read_label_ids(
-        cityscapes.label_path(root, "val", item, frame, "gtFine_sequence")))
+    return cityscapes.read_train_ids(cityscapes.label_path(root, "val", item, frame, "gtFine_sequence"))
 
 
 def test_exact_flow_carries_labels_better_than_the_reversed_flow(flow_root):
