@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--model", choices=("swiftnet_r18", "bisenet_r18"), help="overrides model.keyframe_net")
     key.add_argument("--init-weights", help="keyframe weight file to start from (warm start, e.g. models/...)")
     key.add_argument("--init-backbone", help="keyframe weight file whose ResNet-18 trunk starts this net's "
-                                             "(e.g. the SwiftNet-R18 file for BiSeNet-R18)")
+                                             "(e.g. the SwiftNet-R18 file for BiSeNet-R18); with --init-weights, "
+                                             "replaces that file's trunk")
     key.add_argument("--data-workers", type=int,
                      help="overrides loop.data_workers (threads preparing crops; 0 = none)")
     _common(key, "config/train_keyframe.yaml")

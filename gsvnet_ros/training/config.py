@@ -161,7 +161,9 @@ class KeyframeTrainConfig:
     # Warm start: a keyframe weight file (e.g. the shipped one) to continue training from.
     init_weights: Optional[str] = None
     # Backbone warm start: only the ResNet-18 trunk, from any keyframe file (our stand-in for ImageNet
-    # pretraining: a trained SwiftNet-R18 starts BiSeNet-R18's context path).
+    # pretraining: a trained SwiftNet-R18 starts BiSeNet-R18's context path). With init_weights as well,
+    # the whole net comes from init_weights and then its trunk is replaced by this file's (a better
+    # trunk under heads that were already trained).
     init_backbone: Optional[str] = None
     augment: KeyframeAugmentConfig = field(default_factory=KeyframeAugmentConfig)
     optim: KeyframeOptimConfig = field(default_factory=KeyframeOptimConfig)
@@ -170,8 +172,6 @@ class KeyframeTrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.aux_weight >= 0, "aux_weight", "a number >= 0", self.aux_weight)
-        _require(not (self.init_weights and self.init_backbone), "init_backbone",
-                 "unset when init_weights is set (init_weights already holds the trunk)", self.init_backbone)
 
 
 @dataclass(frozen=True)

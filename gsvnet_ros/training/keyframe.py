@@ -89,7 +89,7 @@ class KeyframeTrainer(Trainer):
         self.model = build_gsvnet(cfg.model).to(self.device)
         if cfg.init_weights:
             load_weights(self.model, cfg.init_weights, part="keyframe")
-        if cfg.init_backbone:
+        if cfg.init_backbone:  # after init_weights: the trunk is replaced, the heads kept
             load_resnet_trunk(self.model.keyframe_net, cfg.init_backbone)
         self.net: nn.Module = self.model.keyframe_net.to(memory_format=self.memory_format)
         train = index_split(self.data_root, cfg.data.train_split)

@@ -200,6 +200,37 @@ def test_keyframe_warm_start_begins_from_the_given_weights(tmp_path, keyframe_ru
             torch.testing.assert_close(value, start[key].to(value.dtype), msg=key)
 
 
+def test_keyframe_warm_start_with_another_trunk_keeps_the_heads_and_swaps_the_trunk(tmp_path, keyframe_run):
+    """init_weights + init_backbone: the whole BiSeNet from one file, then its ResNet-18 trunk from a
+    SwiftNet file (a better trunk under heads that were already trained)."""
+    root, run = keyframe_run
+    source = build_gsvnet(ModelConfig(keyframe_net="bisenet_r18"))
+    with torch.no_grad():
+        for value in source.keyframe_net.parameters():
+            value.add_(0.25)  # unlike any fresh initialisation
+    heads = save_weights(part_state_dict(source, "keyframe"), tmp_path / "bise.pt", half=False,
+                         meta=weights_meta(source, "keyframe"))
+    trunk_file = run / "keyframe_swiftnet_r18.pt"
+    trunk, _ = read_weights(trunk_file)
+    cfg = with_overrides(_keyframe_cfg("bisenet_r18", iterations=1),
+                         {"init_weights": str(heads), "init_backbone": str(trunk_file)})
+    trainer = KeyframeTrainer(cfg, tmp_path / "both", data_root=root, progress=False)
+    trainer.setup()
+    expected_heads = source.keyframe_net.state_dict()
+    swapped = 0
+    for key, value in trainer.net.state_dict().items():
+        if not value.is_floating_point():
+            continue
+        if key.startswith("context_path."):
+            swapped += 1
+            torch.testing.assert_close(value, trunk["backbone." + key[len("context_path."):]].to(value.dtype),
+                                       msg=key)
+        else:
+            torch.testing.assert_close(value, expected_heads[key], msg=key)
+    assert swapped == sum(key.startswith("backbone.") and value.is_floating_point()
+                          for key, value in trunk.items())  # the whole trunk
+
+
 def test_learned_kernels_warm_start_from_a_fixed_kernel_file(tmp_path, keyframe_run):
     """Table A5: the learned-kernel variant starts from a fixed-kernel file, kernels one-hot (= fixed)."""
     from gsvnet_ros.models.gsv import ideal_delay_kernels

@@ -52,8 +52,6 @@ def test_gpu_yaml_is_the_finetune_one_with_whole_frame_crops_and_the_full_lr():
     (KeyframeTrainConfig, "loop:\n  data_workers: -1\n", "'loop.data_workers': expected an integer >= 0"),
     (PropagationTrainConfig, "loop:\n  data_workers: 2\n", "unknown config key 'loop.data_workers'"),
     (KeyframeTrainConfig, "augment:\n  color_jitter: 1.5\n", "'augment.color_jitter': expected a number in"),
-    (KeyframeTrainConfig, "init_weights: a.pt\ninit_backbone: b.pt\n",
-     "'init_backbone': expected unset when init_weights is set"),
 ])
 def test_bad_training_config_is_rejected_with_the_key_named(tmp_path, cls, text, message):
     path = tmp_path / "bad.yaml"
