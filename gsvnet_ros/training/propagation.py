@@ -162,9 +162,11 @@ class PropagationTrainer(Trainer):
         self.model.train()
         self.model.keyframe_net.eval()
         summary = scores.summary()
-        return {"val_avg_miou": as_percent(summary["average_miou"]), "val_min_miou": as_percent(summary["minimum_miou"]),
-                "val_key_miou": as_percent(summary["per_distance_miou"].get(0)),
-                "val_per_distance_miou": {str(d): as_percent(v) for d, v in summary["per_distance_miou"].items()},
+        per_distance = summary["per_distance_miou"]
+        return {"val_avg_miou": as_percent(summary["average_miou"]),
+                "val_min_miou": as_percent(summary["minimum_miou"]),
+                "val_key_miou": as_percent(per_distance.get(0)),
+                "val_per_distance_miou": {str(d): as_percent(v) for d, v in per_distance.items()},
                 "val_per_class_iou": [None if v is None else round(100.0 * v, 2)
                                       for v in summary["per_class_iou"]]}
 
