@@ -19,6 +19,11 @@ DATA_COMMAND = ('for s in "train 40" "val 15" "test 15"; do set -- $s; '
 KEYFRAME_DATA_COMMAND = ("gsvnet-synth generate --root data/synth_kf --split train --sequences 1200 "
                          "--frames 2 --seed-offset 1000 --workers 2; for d in leftImg8bit_sequence gtFine "
                          "gtFine_sequence; do ln -sfn ../../synth/$d/val data/synth_kf/$d/val; done")
+# Propagation nets from round 3 on: 120 training snippets of 30 frames (seeds 0-119; the first 40 are
+# the standard set's, byte for byte); the 40 alone saw every round the same scenes (docs/TRAINING.md).
+PROPAGATION_DATA_COMMAND = ("gsvnet-synth generate --root data/synth_prop --split train --sequences 120 "
+                            "--workers 2; for d in leftImg8bit_sequence gtFine gtFine_sequence; do "
+                            "ln -sfn ../../synth/$d/val data/synth_prop/$d/val; done")
 _ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| (?P<bytes>\d+) \| `(?P<sha>[0-9a-f]{64})` \|$")
 
 
@@ -99,7 +104,11 @@ def render_card(summaries: list[dict], models_dir: Path, lineage: Iterable[dict]
              "`torch.load(weights_only=True)`. Validation: the synthetic val split (seeds 100000+), "
              "never used in training; the full protocol is in `docs/results.md`.", "", status, "",
              f"Data: `{DATA_COMMAND}` (train seeds 0–39, val 100000–100014, test 200000–200014; "
-             "1024×512, 30 frames a snippet, dense labels). Propagation nets train on its train split.", "",
+             "1024×512, 30 frames a snippet, dense labels). Propagation runs with `--data data/synth` train "
+             "on its train split.", "",
+             f"Propagation-net data (`--data data/synth_prop`): `{PROPAGATION_DATA_COMMAND}` (120 "
+             "snippets of 30 frames, train seeds 0–119, of which 0–39 are the standard train split; "
+             "the val split is the standard one).", "",
              f"Keyframe-net data (`--data data/synth_kf`): `{KEYFRAME_DATA_COMMAND}` (1,200 short "
              "sequences, train seeds 1000–2199, 2 densely labelled frames each; the val split is the "
              "standard one).", "",
