@@ -19,8 +19,9 @@ DATA_COMMAND = ('for s in "train 40" "val 15" "test 15"; do set -- $s; '
 KEYFRAME_DATA_COMMAND = ("gsvnet-synth generate --root data/synth_kf --split train --sequences 1200 "
                          "--frames 2 --seed-offset 1000 --workers 2; for d in leftImg8bit_sequence gtFine "
                          "gtFine_sequence; do ln -sfn ../../synth/$d/val data/synth_kf/$d/val; done")
-# Propagation nets from round 3 on: 120 training snippets of 30 frames (seeds 0-119; the first 40 are
-# the standard set's, byte for byte); the 40 alone saw every round the same scenes (docs/TRAINING.md).
+# BiSeNet-R18 propagation nets from its round 3 on: 120 training snippets of 30 frames (seeds 0-119;
+# the first 40 are the standard set's, byte for byte), where the 40 alone had shown every round the
+# same scenes (docs/TRAINING.md).
 PROPAGATION_DATA_COMMAND = ("gsvnet-synth generate --root data/synth_prop --split train --sequences 120 "
                             "--workers 2; for d in leftImg8bit_sequence gtFine gtFine_sequence; do "
                             "ln -sfn ../../synth/$d/val data/synth_prop/$d/val; done")
