@@ -38,6 +38,15 @@ def test_gpu_yaml_is_the_finetune_one_with_whole_frame_crops_and_the_full_lr():
     assert restored == finetune
 
 
+def test_wide_finetune_yaml_is_the_finetune_one_with_whole_frame_crops_at_batch_4():
+    wide = load_train_config(KeyframeTrainConfig, REPO / "config" / "train_keyframe_finetune_wide.yaml")
+    finetune = load_train_config(KeyframeTrainConfig, REPO / "config" / "train_keyframe_finetune.yaml")
+    assert (wide.augment.crop_height, wide.augment.crop_width, wide.loop.batch_size) == (384, 768, 4)
+    restored = with_overrides(wide, {"augment": {"crop_height": 256, "crop_width": 256},
+                                     "loop": {"batch_size": 8}})
+    assert restored == finetune
+
+
 @pytest.mark.parametrize("cls, text, message", [
     (KeyframeTrainConfig, "loop:\n  iteratons: 3\n", "unknown config key 'loop.iteratons'"),
     (KeyframeTrainConfig, "augmnet: {}\n", "unknown config key 'augmnet'"),
