@@ -47,11 +47,11 @@ def test_wide_finetune_yaml_is_the_finetune_one_with_whole_frame_crops_at_batch_
     assert restored == finetune
 
 
-
 def test_far_propagation_yaml_is_the_default_one_with_offsets_2_to_4():
     far = load_train_config(PropagationTrainConfig, REPO / "config" / "train_propagation_far.yaml")
     assert (far.clips.min_offset, far.clips.max_offset) == (2, 4)
     assert with_overrides(far, {"clips": {"min_offset": 1}}) == PropagationTrainConfig()
+
 
 @pytest.mark.parametrize("cls, text, message", [
     (KeyframeTrainConfig, "loop:\n  iteratons: 3\n", "unknown config key 'loop.iteratons'"),
