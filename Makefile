@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ROS_STAMP := $(VENV)/.ros-installed
+ROS_REQUIREMENTS := test/requirements/ros-jazzy.txt
 
 .PHONY: test test-all demo bench setup clean
 
@@ -16,10 +18,15 @@ $(STAMP): setup.py setup.cfg
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# Test-only: real ROS 2 Jazzy wheels (rclpy, Fast DDS, messages) for the ROS-layer tests.
+$(ROS_STAMP): $(STAMP) $(ROS_REQUIREMENTS)
+	$(PY) -m pip install -q --disable-pip-version-check -r $(ROS_REQUIREMENTS)
+	touch $(ROS_STAMP)
+
+test: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q -m "" 
 
 bench: $(STAMP)

@@ -8,7 +8,6 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import LabelInfo, VisionClass
 
 from gsvnet_ros.codec import ImageFields
 from gsvnet_ros.labels import CLASS_NAMES, IGNORE_INDEX
@@ -39,11 +38,14 @@ def image_msg(header: Any, fields: ImageFields) -> Image:
                  data=array.array("B", fields.data))
 
 
-def label_info_msg() -> LabelInfo:
-    """vision_msgs/LabelInfo: trainIds 0..18 with Cityscapes names, and 255 = unlabeled."""
-    classes = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(CLASS_NAMES)]
-    classes.append(VisionClass(class_id=IGNORE_INDEX, class_name="unlabeled"))
-    return LabelInfo(header=Header(), class_map=classes, threshold=0.0)
+def label_info_msg(label_info_cls: Any, vision_class_cls: Any) -> Any:
+    """vision_msgs/LabelInfo: trainIds 0..18 with Cityscapes names, and 255 = unlabeled.
+
+    The classes are passed in because vision_msgs is optional (not every ROS machine has it).
+    """
+    classes = [vision_class_cls(class_id=i, class_name=name) for i, name in enumerate(CLASS_NAMES)]
+    classes.append(vision_class_cls(class_id=IGNORE_INDEX, class_name="unlabeled"))
+    return label_info_cls(header=Header(), class_map=classes, threshold=0.0)
 
 
 def info_msg(info_cls: Any, header: Any, result: Any, *, model_name: str, backend: str) -> Any:

@@ -31,7 +31,6 @@ try:  # the only ROS imports; without them the module still imports so main() ca
     from sensor_msgs.msg import CompressedImage, Image
     from std_srvs.srv import SetBool, Trigger
     from diagnostic_msgs.msg import DiagnosticArray
-    from vision_msgs.msg import LabelInfo
 
     from gsvnet_ros.ros import messages
     ROS_IMPORT_ERROR: Optional[ImportError] = None
@@ -39,10 +38,23 @@ except ImportError as exc:  # no sourced ROS 2 environment
     ROS_IMPORT_ERROR = exc
     Node = object  # type: ignore[misc,assignment]
 
-try:  # built from msg/ by `python -m gsvnet_ros.cli.msgs_package` (see README)
+# Optional interface packages: without one, its output is off and the node says so once at start.
+try:  # ros-<distro>-vision-msgs (apt); not on the package registry
+    from vision_msgs.msg import LabelInfo, VisionClass
+except ImportError as exc:
+    LabelInfo = VisionClass = None
+    _LABEL_INFO_OFF: Optional[str] = (f"~/label_info is off: could not import vision_msgs "
+                                      f"({exc}); install ros-<distro>-vision-msgs")
+else:
+    _LABEL_INFO_OFF = None
+try:  # built from msg/ by `gsvnet-msgs-package` + colcon (see README)
     from gsvnet_ros_msgs.msg import SegmentationInfo
-except ImportError:
+except ImportError as exc:
     SegmentationInfo = None
+    _INFO_OFF: Optional[str] = (f"~/info is off: could not import gsvnet_ros_msgs ({exc}); "
+                                "build it with `gsvnet-msgs-package <ws>/src` and colcon")
+else:
+    _INFO_OFF = None
 
 __all__ = ["SegmentationNode", "main"]
 
@@ -142,15 +154,43 @@ class SegmentationNode(Node):
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                              reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._pub_label_info = self.create_publisher(LabelInfo, "~/label_info", latched)
-        self._pub_label_info.publish(messages.label_info_msg())
+        self._pub_label_info = None
+        if LabelInfo is not None:
+            self._pub_label_info = self.create_publisher(LabelInfo, "~/label_info", latched)
+            self._pub_label_info.publish(messages.label_info_msg(LabelInfo, VisionClass))
+        for reason in (_LABEL_INFO_OFF, _INFO_OFF):
+            if reason is not None:
+                self.get_logger().warning(reason)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 1)
-        self._diag_timer = self.create_timer(self._values["diagnostics_period_s"],
-                                             self.publish_diagnostics, self._control_group)
-        self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset,
+        self._diag_timer = self.create_timer(
+            self._values["diagnostics_period_s"],
+            self._guarded("diagnostics timer", self.publish_diagnostics), self._control_group)
+        self._srv_reset = self.create_service(Trigger, "~/reset",
+                                              self._guarded("~/reset", self._on_reset),
                                               callback_group=self._control_group)
-        self._srv_enable = self.create_service(SetBool, "~/enable", self._on_enable,
+        self._srv_enable = self.create_service(SetBool, "~/enable",
+                                               self._guarded("~/enable", self._on_enable),
                                                callback_group=self._control_group)
+
+    def _guarded(self, what: str, callback: Any) -> Any:
+        """`callback` that counts and logs (throttled) what it raises instead of ending the node.
+
+        A service answers success=false with the error; a timer simply runs again next period.
+        """
+        def run(*args: Any) -> Any:
+            try:
+                return callback(*args)
+            except Exception as exc:
+                self.stats.on_callback_error()
+                text = f"{what} failed: {type(exc).__name__}: {exc}"
+                self.get_logger().error(text,
+                                        throttle_duration_sec=self._values["error_log_throttle_s"])
+                if len(args) == 2:  # (request, response): a service
+                    response = args[1]
+                    response.success, response.message = False, text
+                    return response
+                return None
+        return run
 
     # ---- input ---------------------------------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
@@ -175,12 +215,19 @@ class SegmentationNode(Node):
     def _decode_and_store(self, decode: Any, msg: Any, encoding: str, received: float,
                           topic: str) -> None:
         try:
-            rgb = decode(msg)
+            rgb = decode(msg)  # TEMP-MAXPIX
         except codec.ImageDecodeError as exc:
             self.stats.on_decode_error(exc.kind)
             log = _DECODE_ERROR_LOG.get(exc.kind, _log_other_decode_error)
             log(self.get_logger(), f"dropped an image on {topic} "
                 f"(frame_id '{msg.header.frame_id}'): {exc}", self._values["error_log_throttle_s"])
+            return
+        except Exception as exc:  # nothing a sender does may end the node (counted, logged)
+            self.stats.on_decode_error("unexpected")
+            _log_other_decode_error(self.get_logger(), f"dropped an image on {topic} (frame_id "
+                                    f"'{msg.header.frame_id}'): unexpected "
+                                    f"{type(exc).__name__}: {exc}",
+                                    self._values["error_log_throttle_s"])
             return
         if self._slot.put(Frame(rgb, msg.header, encoding, received)):
             self.stats.on_dropped()

@@ -72,6 +72,7 @@ class NodeStats:
         self.dropped = 0
         self.skipped_disabled = 0
         self.segmentation_errors = 0
+        self.callback_errors = 0
         self.decode_errors: collections.Counter[str] = collections.Counter()
         self.frames_by_type: collections.Counter[str] = collections.Counter()
         self._recent_types: collections.deque[bool] = collections.deque(maxlen=window)
@@ -103,6 +104,11 @@ class NodeStats:
         with self._lock:
             self.segmentation_errors += 1
 
+    def on_callback_error(self) -> None:
+        """A timer or service callback raised (logged and survived)."""
+        with self._lock:
+            self.callback_errors += 1
+
     def on_processed(self, *, is_keyframe: bool, latency_ms: float, model_ms: float,
                      stamp_age_ms: float) -> None:
         frame_type = FRAME_TYPES[0] if is_keyframe else FRAME_TYPES[1]
@@ -127,6 +133,7 @@ class NodeStats:
                 "frames_dropped": self.dropped,
                 "frames_skipped_disabled": self.skipped_disabled,
                 "segmentation_errors": self.segmentation_errors,
+                "callback_errors": self.callback_errors,
                 "decode_errors": sum(self.decode_errors.values()),
                 "decode_errors_by_kind": dict(self.decode_errors),
                 "keyframes": self.frames_by_type[FRAME_TYPES[0]],
@@ -151,7 +158,7 @@ def diagnostic_values(snap: dict[str, Any]) -> dict[str, Any]:
                 values[f"{kind}_{frame_type}_{stat}_ms"] = number
     values.update({key: snap[key] for key in (
         "keyframe_ratio", "keyframes", "frames_received", "frames_processed", "frames_dropped",
-        "frames_skipped_disabled", "decode_errors", "segmentation_errors")})
+        "frames_skipped_disabled", "decode_errors", "segmentation_errors", "callback_errors")})
     for kind, count in sorted(snap["decode_errors_by_kind"].items()):
         values[f"decode_errors_{kind}"] = count
     return values

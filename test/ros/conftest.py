@@ -1,7 +1,20 @@
-"""Fixtures for the ROS-layer tests: the rclpy stand-in installed into sys.modules per test."""
+"""Fixtures for the ROS-layer tests: real rclpy over Fast DDS, kept on this host.
+
+Every test run takes a DDS domain of its own (a lock file per domain id held for the whole run),
+and discovery stays on localhost, so two runs on one machine never see each other and nothing
+leaves the host. Both are set here, before anything imports rclpy.
+
+The interface packages that are not on the package registry (gsvnet_ros_msgs from msg/, and
+vision_msgs' LabelInfo/VisionClass) are built once with colcon by `ros_msgs_build` and cached
+under .cache/ros_msgs; the `ros` fixture hides gsvnet_ros_msgs, `ros_info` shows it.
+"""
 from __future__ import annotations
 
+import fcntl
+import importlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator
@@ -9,58 +22,96 @@ from typing import Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MSG_TEXT = (REPO / "msg" / "SegmentationInfo.msg").read_text()
+MSG_CACHE = REPO / ".cache" / "ros_msgs"
+_DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "gsvnet_ros_test_domains"
 
-try:  # the stand-in builds its message classes from the rosbags typestore
-    import rosbags  # noqa: F401
-except ImportError:  # e.g. `colcon test` on a ROS machine without the pip extras: real tests only
-    collect_ignore_glob = [p.name for p in Path(__file__).parent.glob("test_*.py")
-                           if p.name not in ("test_ros_real.py", "test_ros_launch.py",
-                                             "test_import_boundary.py")]
+
+def _claim_domain_id() -> int:
+    """The highest free DDS domain id in 1..101 (ids above 101 clash with Linux's ephemeral ports).
+
+    The lock stays held by this process until it exits, so concurrent test runs get distinct ids.
+    """
+    _DOMAIN_LOCKS.mkdir(exist_ok=True)
+    for domain in range(101, 0, -1):
+        handle = open(_DOMAIN_LOCKS / f"{domain}.lock", "w")  # noqa: SIM115 (held for the run)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _claim_domain_id.handle = handle  # type: ignore[attr-defined]
+        return domain
+    raise RuntimeError(f"no free ROS_DOMAIN_ID: every lock in {_DOMAIN_LOCKS} is held")
+
+
+os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.pop("ROS_STATIC_PEERS", None)
+os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+
+import rclpy  # noqa: E402  (after the environment above)
+
+import ros_msgs_build  # noqa: E402
+
+_PREFIX = ros_msgs_build.ensure_built(MSG_CACHE)
+ros_msgs_build.activate(_PREFIX)
+
+
+def msgs_environment() -> dict[str, str]:
+    """os.environ plus what a child process needs to import the built interface packages."""
+    env = dict(os.environ)
+    env.update(ros_msgs_build.environment_for(_PREFIX))
+    return env
+
+
+class _Modules(dict):
+    """mods['rclpy.qos'] -> the real module, imported on first use."""
+
+    def __missing__(self, name: str):
+        module = importlib.import_module(name)
+        self[name] = module
+        return module
+
+
+def message_class(name: str):
+    """'sensor_msgs/msg/Image' -> the real message class."""
+    package, kind, cls = name.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), cls)
 
 
 def _purge_ros_layer() -> None:
-    """Forget gsvnet_ros.ros.* so the next import binds to whatever rclpy is installed now."""
+    """Forget gsvnet_ros.ros.* so the next import binds to the message packages visible now."""
     for name in list(sys.modules):
         if name == "gsvnet_ros.ros" or name.startswith("gsvnet_ros.ros."):
             del sys.modules[name]
 
 
 def _install(monkeypatch: pytest.MonkeyPatch, with_info: bool) -> SimpleNamespace:
-    import fake_ros
-
-    fake_ros.reset()
     _purge_ros_layer()
-    mods = fake_ros.modules(with_gsvnet_msgs=with_info, msg_text=MSG_TEXT)
-    for name, module in mods.items():
-        monkeypatch.setitem(sys.modules, name, module)
     if not with_info:
-        for name in fake_ros.HIDDEN_WITHOUT_GSVNET_MSGS:
-            monkeypatch.setitem(sys.modules, name, None)
-    for name in fake_ros.OPTIONAL_REAL:  # never pick up a real one half-way
-        monkeypatch.setitem(sys.modules, name, None)
-    mods["rclpy"].init()
-    return SimpleNamespace(rclpy=mods["rclpy"], mods=mods, fake=fake_ros,
-                           msg=lambda name: fake_ros.message_class(name))
+        monkeypatch.setitem(sys.modules, "gsvnet_ros_msgs", None)
+        monkeypatch.setitem(sys.modules, "gsvnet_ros_msgs.msg", None)
+    rclpy.init()
+    return SimpleNamespace(rclpy=rclpy, mods=_Modules(rclpy=rclpy), msg=message_class,
+                           with_info=with_info)
 
 
 @pytest.fixture
 def ros(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """The stand-in, initialised, without gsvnet_ros_msgs (so ~/info is not published)."""
+    """Real rclpy, initialised, with gsvnet_ros_msgs hidden (so ~/info is not published)."""
     env = _install(monkeypatch, with_info=False)
     yield env
-    env.rclpy.try_shutdown()
+    rclpy.try_shutdown()
     _purge_ros_layer()
 
 
 @pytest.fixture
 def ros_info(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """The stand-in with gsvnet_ros_msgs importable (built from this package's msg/)."""
+    """Real rclpy with gsvnet_ros_msgs importable (built from this package's msg/)."""
     env = _install(monkeypatch, with_info=True)
     yield env
-    env.rclpy.try_shutdown()
+    rclpy.try_shutdown()
     _purge_ros_layer()
-
 
 
 @pytest.fixture(scope="session")
@@ -79,17 +130,22 @@ def backend():
     return TorchBackend(build_gsvnet(GSVNetConfig().model), resolve_device("cpu"))
 
 
-@pytest.fixture
-def harness(ros, backend):
-    """Factory: harness(**kwargs) -> node_harness.Harness on the stand-in; all closed afterwards."""
+def _harness_factory(env, backend):
     from node_harness import Harness
 
     made = []
 
     def make(**kwargs):
-        made.append(Harness(ros, backend, **kwargs))
+        made.append(Harness(env, backend, **kwargs))
         return made[-1]
 
+    return made, make
+
+
+@pytest.fixture
+def harness(ros, backend):
+    """Factory: harness(**kwargs) -> node_harness.Harness on real rclpy; all closed afterwards."""
+    made, make = _harness_factory(ros, backend)
     yield make
     for h in made:
         h.close()
@@ -98,14 +154,7 @@ def harness(ros, backend):
 @pytest.fixture
 def harness_info(ros_info, backend):
     """Like `harness`, with gsvnet_ros_msgs importable (~/info published)."""
-    from node_harness import Harness
-
-    made = []
-
-    def make(**kwargs):
-        made.append(Harness(ros_info, backend, **kwargs))
-        return made[-1]
-
+    made, make = _harness_factory(ros_info, backend)
     yield make
     for h in made:
         h.close()

@@ -5,10 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-import fake_ros
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
 from gsvnet_ros.config import StreamConfig
 from gsvnet_ros.metrics import DistanceConfusion
-from node_harness import NS, Harness, scene
+from node_harness import NS, Harness, raw_image, scene, spin_until
 
 PERIOD = 50_000_000
 FRAMES = 8
@@ -23,15 +25,22 @@ def _truth(i, height=64, width=128):
 
 
 def _image(rgb_or_labels, encoding, stamp, frame_id="cam"):
-    from node_harness import image_msg
+    return raw_image(rgb_or_labels, encoding, stamp_ns=stamp, frame_id=frame_id)
 
-    if encoding == "rgb8":
-        return image_msg(rgb_or_labels, stamp_ns=stamp, frame_id=frame_id)
-    Image = fake_ros.message_class("sensor_msgs/msg/Image")
-    header = image_msg(np.zeros((1, 1, 3), np.uint8), stamp_ns=stamp, frame_id=frame_id).header
-    h, w = rgb_or_labels.shape
-    return Image(header=header, height=h, width=w, encoding="mono8", step=w,
-                 data=rgb_or_labels.tobytes())
+
+def _attach(h, evaluator, labels_pub):
+    """Add the evaluator to the harness's executor and wait until DDS matched its inputs."""
+    h.executor.add_node(evaluator)
+    assert spin_until(h.executor, lambda: h.node._pub_mask.get_subscription_count() >= 1
+                      and labels_pub.get_subscription_count() >= 1)
+
+
+def _settle(h, evaluator, masks, labels):
+    """Spin until the evaluator has received `masks` class masks and `labels` label images."""
+    assert spin_until(h.executor, lambda: evaluator.masks_received >= masks
+                      and evaluator.labels_received >= labels
+                      and (not evaluator.use_info or len(evaluator._total_ms) >= masks)), \
+        (evaluator.masks_received, evaluator.labels_received, masks, labels)
 
 
 def _offline(backend, interval, resolution):
@@ -53,24 +62,23 @@ def _offline(backend, interval, resolution):
 def _run_live(env, backend, tmp_path, *, interval, mask_resolution, distance_source="auto"):
     from gsvnet_ros.ros.evaluator import SegmentationEvaluator
 
-    Parameter = env.mods["rclpy.parameter"].Parameter
     h = Harness(env, backend, subscribe=(), overrides={"keyframe_interval": interval,
                                                        "mask_resolution": mask_resolution})
     evaluator = SegmentationEvaluator(parameter_overrides=[
         Parameter("report_path", value=str(tmp_path / "report.json")),
         Parameter("idle_timeout_s", value=0.2), Parameter("keyframe_interval", value=interval),
         Parameter("distance_source", value=distance_source)])
-    h.executor.add_node(evaluator)
-    Image = fake_ros.message_class("sensor_msgs/msg/Image")
     labels_pub = h.probe.create_publisher(Image, "/camera/labels", 10)
+    _attach(h, evaluator, labels_pub)
     for i in range(FRAMES):
         stamp = NS + i * PERIOD
         if i % 2:  # ground truth before or after the mask: pairing does not depend on order
             labels_pub.publish(_image(_truth(i), "mono8", stamp))
+            _settle(h, evaluator, i, i + 1)
         assert h.step(_image(scene(shift=3 * i), "rgb8", stamp))
         if not i % 2:
             labels_pub.publish(_image(_truth(i), "mono8", stamp))
-        h.drain()
+        _settle(h, evaluator, i + 1, i + 1)
     return h, evaluator
 
 
@@ -107,15 +115,16 @@ def test_schedule_distance_without_gsvnet_ros_msgs(ros, backend, tmp_path):
     h.close()
 
 
-def test_report_is_written_after_idle_timeout_and_logged(ros_info, backend, tmp_path):
+def test_report_is_written_after_idle_timeout_and_logged(ros_info, backend, tmp_path, capfd):
     h, evaluator = _run_live(ros_info, backend, tmp_path, interval=3, mask_resolution="input")
     h.spin(until=lambda: (tmp_path / "report.json").exists())
     written = json.loads((tmp_path / "report.json").read_text())
     assert written["accuracy"]["labelled_frames"] == FRAMES
     assert written["accuracy"]["average_miou"] == evaluator.build_report()["accuracy"][
         "average_miou"]
-    logged = [text for _, name, text in fake_ros.records() if name == "segmentation_evaluator"]
-    assert any("distance from keyframe" in text and "latency (ms)" in text for text in logged)
+    logged = capfd.readouterr().err
+    assert "[segmentation_evaluator]" in logged
+    assert "distance from keyframe" in logged and "latency (ms)" in logged
     evaluator.destroy_node()
     h.close()
 
@@ -132,13 +141,14 @@ def test_latency_stats_are_exact():
 
 def test_unmatched_and_bad_label_images_are_not_scored(ros_info, backend, tmp_path):
     h, evaluator = _run_live(ros_info, backend, tmp_path, interval=3, mask_resolution="input")
-    Image = fake_ros.message_class("sensor_msgs/msg/Image")
     pub = h.probe.create_publisher(Image, "/camera/labels", 10)
+    assert spin_until(h.executor, lambda: pub.get_subscription_count() >= 1)
     pub.publish(_image(_truth(0), "mono8", 99 * NS))  # no mask with this stamp
+    _settle(h, evaluator, FRAMES, FRAMES + 1)
     bad = _image(_truth(1), "mono8", 98 * NS)
     bad.encoding = "rgb8"
     pub.publish(bad)
-    h.drain()
+    h.drain(0.3)  # rejected before it is counted: nothing to wait for
     report = evaluator.build_report()
     assert report["accuracy"]["labelled_frames"] == FRAMES
     assert report["accuracy"]["unmatched_labels"] == 1
@@ -165,17 +175,15 @@ def _write_sequence(root, frames=9, size=(64, 32)):
                     np.repeat(np.repeat(ids, 8, 0), 8, 1))
 
 
-def _to_stand_in(msg):
-    """A rosbags sensor_msgs/Image as the stand-in's class (what rclpy would deliver)."""
-    Image = fake_ros.message_class("sensor_msgs/msg/Image")
-    Header = fake_ros.message_class("std_msgs/msg/Header")
-    Time = fake_ros.message_class("builtin_interfaces/msg/Time")
+def to_rclpy(msg):
+    """A rosbags sensor_msgs/Image as rclpy's class (what `ros2 bag play` would publish)."""
     stamp = msg.header.stamp
-    return Image(header=Header(stamp=Time(sec=int(stamp.sec), nanosec=int(stamp.nanosec)),
-                               frame_id=msg.header.frame_id),
-                 height=int(msg.height), width=int(msg.width), encoding=msg.encoding,
-                 is_bigendian=int(msg.is_bigendian), step=int(msg.step),
-                 data=np.asarray(msg.data, np.uint8).tobytes())
+    out = Image(height=int(msg.height), width=int(msg.width), encoding=msg.encoding,
+                is_bigendian=int(msg.is_bigendian), step=int(msg.step))
+    out.header.frame_id = msg.header.frame_id
+    out.header.stamp.sec, out.header.stamp.nanosec = int(stamp.sec), int(stamp.nanosec)
+    out.data.frombytes(np.asarray(msg.data, np.uint8).tobytes())
+    return out
 
 
 def test_replaying_a_bag_gives_the_numbers_of_gsvnet_bag_segment(ros_info, backend, tmp_path):
@@ -190,19 +198,20 @@ def test_replaying_a_bag_gives_the_numbers_of_gsvnet_bag_segment(ros_info, backe
         backend, StreamConfig(keyframe_interval=3)), SegmentOptions(progress=False)).report
 
     h = Harness(ros_info, backend, subscribe=(), overrides={"keyframe_interval": 3})
-    Parameter = ros_info.mods["rclpy.parameter"].Parameter
     evaluator = SegmentationEvaluator(parameter_overrides=[
         Parameter("report_path", value=str(tmp_path / "live.json"))])
-    h.executor.add_node(evaluator)
-    Image = fake_ros.message_class("sensor_msgs/msg/Image")
     labels_pub = h.probe.create_publisher(Image, "/camera/labels", 10)
+    _attach(h, evaluator, labels_pub)
+    masks = labels = 0
     with BagReader(bag) as reader:  # bag order, as `ros2 bag play` publishes
         for item in reader.messages(["/camera/image_raw", "/camera/labels"]):
             if item.topic == "/camera/labels":
-                labels_pub.publish(_to_stand_in(item.msg))
-                h.drain()
+                labels_pub.publish(to_rclpy(item.msg))
+                labels += 1
             else:
-                assert h.step(_to_stand_in(item.msg))
+                assert h.step(to_rclpy(item.msg))
+                masks += 1
+            _settle(h, evaluator, masks, labels)
     live = evaluator.build_report()
     assert offline["accuracy"]["labelled_frames"] == 9
     assert live["accuracy"] == offline["accuracy"]

@@ -12,8 +12,9 @@ def _values(array_msg):
 
 
 def _latest(h):
+    count = len(h.received["diagnostics"])
     h.node.publish_diagnostics()
-    h.drain()
+    h.spin(until=lambda: len(h.received["diagnostics"]) > count)
     return _values(h.received["diagnostics"][-1])
 
 

@@ -1,4 +1,4 @@
-"""SegmentationNode outputs through the stand-in: schedule, headers, encodings, lazy outputs."""
+"""SegmentationNode outputs over real rclpy and DDS: schedule, headers, encodings, lazy outputs."""
 import numpy as np
 import pytest
 
@@ -93,7 +93,8 @@ def test_label_info_is_latched_for_late_subscribers(harness, ros):
                              got.append, qos.QoSProfile(
                                  depth=1, durability=qos.DurabilityPolicy.TRANSIENT_LOCAL))
     h.executor.add_node(late)
-    h.drain()
+    h.spin(until=lambda: got)
+    h.drain(0.2)
     assert len(got) == 1
     names = {c.class_id: c.class_name for c in got[0].class_map}
     assert [names[i] for i in range(19)] == list(CLASS_NAMES) and names[255] == "unlabeled"

@@ -96,54 +96,59 @@ def test_destroy_node_stops_the_worker_thread(harness):
     assert not worker.is_alive()
 
 
-def _wait_for_node(env, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.topic_name == "/segmentation_node/class_mask"
-               for p in env.fake.graph().publishers):
-            return True
-        time.sleep(0.05)
-    return False
+def _class_mask_publishers(observer):
+    return observer.count_publishers("/segmentation_node/class_mask")
 
 
 def test_main_spins_until_the_context_is_shut_down_and_exits_0(ros):
     from gsvnet_ros.ros import node as node_module
 
-    ros.rclpy.try_shutdown()  # main() calls init itself
-    ros.fake.reset()
+    ros.rclpy.try_shutdown()  # main() calls init itself, on the default context
+    observer_context = ros.rclpy.Context()
+    ros.rclpy.init(context=observer_context)
+    observer = ros.rclpy.create_node("observer", context=observer_context)
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("rc", node_module.main([])))
     thread.start()
-    assert _wait_for_node(ros)
-    ros.mods["rclpy"].shutdown()  # what SIGINT does to the context
-    thread.join(20)
-    assert result == {"rc": 0}
-    assert not any(p.topic_name == "/segmentation_node/class_mask"
-                   for p in ros.fake.graph().publishers)  # destroy_node ran
+    try:
+        deadline = time.monotonic() + 60.0
+        while _class_mask_publishers(observer) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _class_mask_publishers(observer) == 1, "the node never came up"
+        ros.rclpy.shutdown()  # what SIGINT does to the context
+        thread.join(20)
+        assert result == {"rc": 0}
+        deadline = time.monotonic() + 10.0
+        while _class_mask_publishers(observer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _class_mask_publishers(observer) == 0  # destroy_node ran: its endpoints are gone
+    finally:
+        observer.destroy_node()
+        ros.rclpy.try_shutdown(context=observer_context)
 
 
 def test_main_returns_0_on_keyboard_interrupt(ros, monkeypatch):
     from gsvnet_ros.ros import node as node_module
 
     ros.rclpy.try_shutdown()
-    ros.fake.reset()
 
-    def interrupted(self):
+    def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ros.mods["rclpy.executors"].MultiThreadedExecutor, "spin", interrupted)
     assert node_module.main([]) == 0
-    assert not ros.mods["rclpy"].ok()
+    assert not ros.rclpy.ok()
 
 
-def test_main_with_a_bad_parameter_exits_1_with_one_fatal_line(ros):
+def test_main_with_a_bad_parameter_exits_1_with_one_fatal_line(ros, capfd):
     from gsvnet_ros.ros import node as node_module
 
     ros.rclpy.try_shutdown()
-    ros.fake.reset()
     assert node_module.main(["--ros-args", "-p", "keyframe_interval:=0"]) == 1
-    fatal = [r for r in ros.fake.records() if r[0] == ros.fake.LoggingSeverity.FATAL]
-    assert len(fatal) == 1 and "keyframe_interval" in fatal[0][2]
+    err = capfd.readouterr().err
+    fatal = [line for line in err.splitlines() if "[FATAL]" in line]
+    assert len(fatal) == 1 and "keyframe_interval" in fatal[0], err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("module", ["node", "evaluator"])
