@@ -86,14 +86,19 @@ def _purge_ros_layer() -> None:
             del sys.modules[name]
 
 
+def Environment(with_info: bool) -> SimpleNamespace:  # noqa: N802 (reads as a type)
+    """What the harness needs: rclpy, its modules by name, message classes, whether ~/info is on."""
+    return SimpleNamespace(rclpy=rclpy, mods=_Modules(rclpy=rclpy), msg=message_class,
+                           with_info=with_info)
+
+
 def _install(monkeypatch: pytest.MonkeyPatch, with_info: bool) -> SimpleNamespace:
     _purge_ros_layer()
     if not with_info:
         monkeypatch.setitem(sys.modules, "gsvnet_ros_msgs", None)
         monkeypatch.setitem(sys.modules, "gsvnet_ros_msgs.msg", None)
     rclpy.init()
-    return SimpleNamespace(rclpy=rclpy, mods=_Modules(rclpy=rclpy), msg=message_class,
-                           with_info=with_info)
+    return Environment(with_info)
 
 
 @pytest.fixture
@@ -114,9 +119,30 @@ def ros_info(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     _purge_ros_layer()
 
 
+@pytest.fixture
+def probe():
+    """(node, executor) on a context of their own: a peer of a node that runs as a process."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("process_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
 @pytest.fixture(scope="session")
 def backend():
     """One random-weight GSVNet on the CPU, shared by every node (as a node shares it by stream)."""
+    return random_backend()
+
+
+def random_backend():
+    """A GSVNet with seeded random weights on the CPU, torch backend, one thread."""
     import torch
 
     from gsvnet_ros.backends.base import resolve_device
