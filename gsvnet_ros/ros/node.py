@@ -365,6 +365,10 @@ class SegmentationNode(Node):
         self._slot.wake()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=10.0)
+            if self._worker.is_alive():
+                self.get_logger().warning("the worker thread did not stop within 10 s")
+            else:
+                self.get_logger().info("stopped: worker thread joined")
         super().destroy_node()
 
 
