@@ -215,7 +215,7 @@ class SegmentationNode(Node):
     def _decode_and_store(self, decode: Any, msg: Any, encoding: str, received: float,
                           topic: str) -> None:
         try:
-            rgb = decode(msg)  # TEMP-MAXPIX
+            rgb = decode(msg, max_pixels=self._values["max_image_pixels"])
         except codec.ImageDecodeError as exc:
             self.stats.on_decode_error(exc.kind)
             log = _DECODE_ERROR_LOG.get(exc.kind, _log_other_decode_error)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional
 
+from gsvnet_ros.codec import DEFAULT_MAX_IMAGE_PIXELS
 from gsvnet_ros.config import GSVNetConfig, StreamConfig, load_config
 
 __all__ = ["ParamSpec", "PARAMETERS", "SPECS", "RUNTIME_REBUILD", "descriptor", "defaults_from",
@@ -82,7 +83,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("best_effort", "reliable")),
     ParamSpec("input_depth", 1, "QoS history depth of the image subscriptions.", read_only=True,
               int_range=(1, 100)),
-    ParamSpec("max_image_pixels", 16_777_216, "Largest image accepted (width x height), checked "
+    ParamSpec("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest image accepted (width x height), checked "
               "from a raw image's declared size or a JPEG/PNG header before decoding; larger "
               "ones are dropped and counted (default 4096 x 4096: a 4K camera fits).",
               read_only=True, int_range=(1, 1 << 30)),

@@ -80,7 +80,10 @@ def test_every_executable_is_a_console_script_or_an_exec_dependency(launch_file)
         assert executable is not None, "executable must be a literal"
         if package == "gsvnet_ros":
             assert executable in scripts, f"{executable} missing from setup.py console_scripts"
-            module, func = scripts[executable].split(":")
+            from gsvnet_ros import entry_points
+
+            assert scripts[executable] == f"gsvnet_ros.entry_points:{executable}"
+            module, func = entry_points.SCRIPTS[executable].split(":")
             source = REPO / (module.replace(".", "/") + ".py")
             assert f"def {func}(" in source.read_text()
         else:
