@@ -30,8 +30,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["BUILDER_VERSION", "VISION_MSGS", "ensure_built", "environment_for", "activate",
-           "python_dir"]
+__all__ = ["BUILDER_VERSION", "VISION_MSGS", "ensure_built", "build_workspace",
+           "environment_for", "activate", "python_dir"]
 
 # Bump when anything below changes what gets built (cmake arguments, package files, workaround).
 BUILDER_VERSION = 3
@@ -202,13 +202,18 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
         return f"(no log: {exc})"
 
 
-def _build(ws: Path, msg_dir: Path) -> Path:
-    """colcon build of both packages in ws (wiped first); returns the install prefix."""
+def _build(ws: Path, msg_dir: Path, extra_packages: tuple[Path, ...] = ()) -> Path:
+    """colcon build of both packages (and `extra_packages`, copied into src/) in ws (wiped
+    first); returns the install prefix."""
     if ws.exists():
         shutil.rmtree(ws)
     src, install = ws / "src", ws / "install"
     src.mkdir(parents=True)
     _write_sources(src, msg_dir)
+    for package in extra_packages:
+        shutil.copytree(package, src / package.name, symlinks=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".cache", "data", "runs", "out", "build", "install", "log",
+            "__pycache__", "*.egg-info"))
     fix = ws / "wheel_pyexport_fix.cmake"
     fix.write_text(_PYEXPORT_FIX_CMAKE, encoding="utf-8")
     rpath = ";".join([str(install / "lib"), str(Path(sys.prefix) / "lib")])
@@ -271,6 +276,12 @@ def ensure_built(cache_root: Path) -> Path:
         marker.write_text(f"{key}\nbuilt in {time.monotonic() - started:.0f} s\n",
                           encoding="utf-8")
     return install
+
+
+def build_workspace(ws: Path, packages: tuple[Path, ...]) -> Path:
+    """A colcon workspace at `ws` with the two interface packages and `packages` (source folders,
+    copied), built as ensure_built builds; the install prefix. Not cached."""
+    return _build(Path(ws).resolve(), _repo_msg_dir(), tuple(Path(p) for p in packages))
 
 
 def python_dir(prefix: Path) -> Path | None:
