@@ -1,17 +1,14 @@
-"""With a sourced ROS 2 (colcon test): the node on real rclpy. Skipped where rclpy is missing."""
+"""The node with its worker thread on a MultiThreadedExecutor of its own rclpy Context."""
 import time
 
 import numpy as np
 import pytest
-
-pytestmark = pytest.mark.ros
-rclpy = pytest.importorskip("rclpy")
-
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 
 
 @pytest.fixture
