@@ -21,6 +21,15 @@ __all__ = [
 ]
 
 KeyframeNet = Literal["swiftnet_r18", "bisenet_r18"]
+# Stated ranges of the integer keys (inclusive); the ROS node's parameters use the same ones.
+KEYFRAME_INTERVAL_RANGE = (1, 1000)
+NUM_CLASSES_RANGE = (1, 255)  # label maps are uint8 and 255 is the ignore label
+THREADS_RANGE = (0, 1024)
+ONNX_CACHE_MAX_MB_RANGE = (0, 1 << 20)  # up to 1 TiB of cached graphs
+ONNX_MAX_SIZES_RANGE = (1, 64)
+MAX_GAP_S_RANGE = (0.001, 3600.0)
+# A config file larger than this is not read (the shipped ones are about 1 KiB).
+_MAX_CONFIG_BYTES = 1 << 20
 
 
 class ConfigError(ValueError):
@@ -45,7 +54,7 @@ class ModelConfig:
     use_intra: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.num_classes >= 1, "model.num_classes", "an integer >= 1", self.num_classes)
+        _check_range(self.num_classes, NUM_CLASSES_RANGE, "model.num_classes")
         _check(0.1 <= self.keyframe_scale <= 1.0, "model.keyframe_scale", "a number in [0.1, 1.0]",
                self.keyframe_scale)
 
@@ -65,14 +74,25 @@ class RuntimeConfig:
     onnx_cache_max_mb: int = 1024  # least recently used graphs evicted beyond this; 0 = no limit
     # onnxruntime backend: int8 = statically quantized keyframe graph (backends/onnx_quantize.py)
     onnx_precision: Literal["fp32", "int8"] = "fp32"
+    # onnxruntime backend: frame sizes whose keyframe + propagation sessions stay in memory (the
+    # least recently used size is closed first; graphs have static shapes, one pair per size).
+    onnx_max_sizes: int = 4
+    # Load a propagation file trained beside another keyframe file than the one configured
+    # (a warning instead of an error; models/weights.check_lineage).
+    allow_mismatched_weights: bool = False
 
     def __post_init__(self) -> None:
         ok = self.device in ("auto", "cpu", "cuda") or (
-            self.device.startswith("cuda:") and self.device[5:].isdigit())
+            self.device.startswith("cuda:") and self.device[5:].isdigit() and len(self.device) <= 9)
         _check(ok, "runtime.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
-        _check(self.threads >= 0, "runtime.threads", "an integer >= 0", self.threads)
-        _check(self.onnx_cache_max_mb >= 0, "runtime.onnx_cache_max_mb", "an integer >= 0 (0 = no limit)",
-               self.onnx_cache_max_mb)
+        _check_range(self.threads, THREADS_RANGE, "runtime.threads", " (0 = library default)")
+        _check_range(self.onnx_cache_max_mb, ONNX_CACHE_MAX_MB_RANGE, "runtime.onnx_cache_max_mb",
+                     " (0 = no limit)")
+        _check_range(self.onnx_max_sizes, ONNX_MAX_SIZES_RANGE, "runtime.onnx_max_sizes")
+        for key in ("keyframe_weights", "propagation_weights", "onnx_cache_dir"):
+            value = getattr(self, key)
+            _check(value is None or "\0" not in value, f"runtime.{key}",
+                   "a path (without NUL characters) or null", value)
 
 
 @dataclass(frozen=True)
@@ -85,9 +105,11 @@ class StreamConfig:
     confidence: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.keyframe_interval >= 1, "stream.keyframe_interval", "an integer >= 1",
-               self.keyframe_interval)
-        _check(self.max_gap_s > 0, "stream.max_gap_s", "a number > 0", self.max_gap_s)
+        _check_range(self.keyframe_interval, KEYFRAME_INTERVAL_RANGE, "stream.keyframe_interval")
+        low, high = MAX_GAP_S_RANGE
+        _check(isinstance(self.max_gap_s, (int, float)) and not isinstance(self.max_gap_s, bool)
+               and low <= self.max_gap_s <= high, "stream.max_gap_s",
+               f"a number in [{low}, {high}] (seconds)", self.max_gap_s)
 
 
 @dataclass(frozen=True)
@@ -101,7 +123,15 @@ class GSVNetConfig:
 
 def _check(ok: bool, key: str, expected: str, got: Any) -> None:
     if not ok:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
+        shown = repr(got)
+        raise ConfigError(f"config key '{key}': expected {expected}, got "
+                          f"{shown if len(shown) <= 80 else shown[:77] + '...'}")
+
+
+def _check_range(value: Any, bounds: tuple[int, int], key: str, note: str = "") -> None:
+    """An int (never a bool or a float) within the inclusive bounds."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]
+    _check(ok, key, f"an integer in {bounds[0]}..{bounds[1]}{note}", value)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -144,7 +174,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> An
                           f"got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=repr)
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; expected one of: "
                           + ", ".join(prefix + k for k in fields))
@@ -169,9 +199,21 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, 
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path} (expected a YAML file)")
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+        size = path.stat().st_size
+        if size > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"{what} {path} is {size} bytes; expected a YAML file of at most "
+                              f"{_MAX_CONFIG_BYTES} bytes")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "expected a UTF-8 YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except (yaml.YAMLError, RecursionError) as exc:
+        reason = " ".join(str(exc).split()) if isinstance(exc, yaml.YAMLError) else "nested too deeply"
+        raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{what} {path}: expected a mapping at the top level")
     return loaded

@@ -8,12 +8,25 @@ report on shutdown (and after idle_timeout_s without messages).
 """
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
-                            LogInfo, OpaqueFunction, RegisterEventHandler, Shutdown, TimerAction)
+                            LogInfo, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable,
+                            Shutdown, TimerAction)
 from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, SetParameter
 from launch_ros.substitutions import FindPackageShare
+
+
+# Fast DDS 2.x (Humble, Jazzy) reads only the first name, 3.x (Kilted and later) the second.
+FASTDDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def _fastdds_profile(context):
+    """The bag player publishes the images: it needs the large-image profile most of all."""
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    if not profile:
+        return []
+    return [SetEnvironmentVariable(name, profile) for name in FASTDDS_PROFILE_VARIABLES]
 
 
 def _evaluator(context):
@@ -69,6 +82,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="where the evaluator writes its JSON report"),
         DeclareLaunchArgument("shutdown_delay_s", default_value="3.0",
                               description="seconds between the end of the bag and the shutdown"),
+        DeclareLaunchArgument("fastdds_profile",
+                              default_value=PathJoinSubstitution([share, "config",
+                                                                  "fastdds_large_images.xml"]),
+                              description="Fast DDS XML profile for full-size images (every "
+                                          "process, the bag player first); '' = none"),
+        OpaqueFunction(function=_fastdds_profile),
         SetParameter(name="use_sim_time", value=True),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch",
@@ -80,6 +99,7 @@ def generate_launch_description() -> LaunchDescription:
                 "keyframe_interval": LaunchConfiguration("keyframe_interval"),
                 "use_sim_time": "true",
                 "rviz": LaunchConfiguration("rviz"),
+                "fastdds_profile": LaunchConfiguration("fastdds_profile"),
             }.items(),
         ),
         OpaqueFunction(function=_evaluator),

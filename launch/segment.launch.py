@@ -3,9 +3,12 @@
     ros2 launch gsvnet_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda
 
 Launch arguments left empty do not override the params file (config/gsvnet.yaml by default).
+Every process this file starts loads config/fastdds_large_images.xml, the Fast DDS profile under
+which full-size frames arrive with best-effort QoS (README, docs/dds_delivery.md); the camera
+driver should load it too. `fastdds_profile:=''` leaves Fast DDS on its own settings.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -18,6 +21,18 @@ def _int_argument(name: str, text: str) -> int:
         return int(text)
     except ValueError:
         raise RuntimeError(f"launch argument {name}:={text!r}: expected an integer") from None
+
+
+# Fast DDS 2.x (Humble, Jazzy) reads only the first name, 3.x (Kilted and later) the second.
+FASTDDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def _fastdds_profile(context):
+    """Point Fast DDS at the profile for the processes started after this, unless it is ''."""
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    if not profile:
+        return []
+    return [SetEnvironmentVariable(name, profile) for name in FASTDDS_PROFILE_VARIABLES]
 
 
 def _segmentation_node(context):
@@ -62,6 +77,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="use /clock (true when replaying a bag)"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
                               description="start RViz with config/gsvnet.rviz"),
+        DeclareLaunchArgument("fastdds_profile",
+                              default_value=PathJoinSubstitution([share, "config",
+                                                                  "fastdds_large_images.xml"]),
+                              description="Fast DDS XML profile for full-size images (set in "
+                                          "FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE); '' = none"),
+        OpaqueFunction(function=_fastdds_profile),
         OpaqueFunction(function=_segmentation_node),
         Node(
             package="rviz2",

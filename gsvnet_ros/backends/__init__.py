@@ -22,15 +22,23 @@ def choose_backend(cfg: GSVNetConfig) -> str:
 
 
 def build_model(cfg: GSVNetConfig):
-    """The GSVNet of `cfg.model` with `cfg.runtime` weight files loaded (untrained where none given)."""
+    """The GSVNet of `cfg.model` with `cfg.runtime` weight files loaded (untrained where none given).
+
+    A keyframe + propagation pair must be one the propagation file was trained with
+    (models.weights.check_lineage; runtime.allow_mismatched_weights turns that into a warning).
+    """
     from ..models.build import build_gsvnet
-    from ..models.weights import load_weights
+    from ..models.weights import check_lineage, load_weights
 
     model = build_gsvnet(cfg.model)
-    if cfg.runtime.keyframe_weights:
-        load_weights(model, cfg.runtime.keyframe_weights, part="keyframe")
-    if cfg.runtime.propagation_weights:
-        load_weights(model, cfg.runtime.propagation_weights, part="propagation")
+    runtime = cfg.runtime
+    if runtime.keyframe_weights:
+        load_weights(model, runtime.keyframe_weights, part="keyframe")
+    if runtime.propagation_weights:
+        meta = load_weights(model, runtime.propagation_weights, part="propagation")
+        if runtime.keyframe_weights:  # a pair: the propagation file must be the keyframe file's
+            check_lineage(runtime.keyframe_weights, runtime.propagation_weights, meta,
+                          allow_mismatch=runtime.allow_mismatched_weights)
     return model.eval()
 
 

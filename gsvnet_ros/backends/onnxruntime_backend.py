@@ -1,18 +1,29 @@
-"""ONNX Runtime backend: the exported keyframe and propagation graphs, one session pair per frame size."""
+"""ONNX Runtime backend: the exported keyframe and propagation graphs, one session pair per frame size.
+
+Graphs have static shapes, so each frame size gets its own sessions; the sessions of at most
+`max_sizes` sizes stay in memory (least recently used closed first), so a stream of ever new
+sizes cannot grow memory without bound. A size seen again after eviction reloads its graphs from
+the disk cache (no export).
+"""
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..config import GSVNetConfig
+from ..config import ConfigError, GSVNetConfig, RuntimeConfig
 from ..models.gsvnet import GSVNet
 from .base import Backend
-from .onnx_export import DEFAULT_CACHE_MAX_MB, PRECISIONS, cached_export, model_fingerprint
+from .onnx_export import (DEFAULT_CACHE_MAX_MB, PARTS, PRECISIONS, cached_export, default_cache_dir,
+                          model_fingerprint)
 
-__all__ = ["OnnxRuntimeBackend", "onnxruntime_available", "session_options"]
+__all__ = ["OnnxRuntimeBackend", "onnxruntime_available", "session_options", "DEFAULT_MAX_SIZES"]
+
+DEFAULT_MAX_SIZES = RuntimeConfig.onnx_max_sizes
 
 
 def onnxruntime_available() -> bool:
@@ -56,8 +67,11 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
                  cache_dir: Optional[str] = None, precision: str = "fp32",
-                 cache_max_mb: int = DEFAULT_CACHE_MAX_MB) -> None:
+                 cache_max_mb: int = DEFAULT_CACHE_MAX_MB, max_sizes: int = DEFAULT_MAX_SIZES) -> None:
         import onnxruntime as ort
+
+        if isinstance(max_sizes, bool) or not isinstance(max_sizes, int) or max_sizes < 1:
+            raise ValueError(f"runtime.onnx_max_sizes must be an integer >= 1, got {max_sizes!r}")
 
         self._ort = ort
         self.model = model.eval().to("cpu", torch.float32)
@@ -78,7 +92,21 @@ class OnnxRuntimeBackend(Backend):
         if precision == "int8" and self.providers[0] == "CUDAExecutionProvider":
             raise ValueError("runtime.onnx_precision int8 is for the CPU execution provider; expected fp32 "
                              "with CUDA (or backend: torch with half: true)")
-        self._sessions: dict[tuple[str, int, int], object] = {}
+        self.max_sizes = max_sizes
+        # (height, width) -> {part: InferenceSession}, least recently used first.
+        self._sessions: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self._check_cache_dir()
+
+    def _cache_setting(self) -> str:
+        return f"runtime.onnx_cache_dir {self._cache_dir or default_cache_dir()}"
+
+    def _check_cache_dir(self) -> None:
+        """The cache folder exists or can be created (a read-only one with the graphs still works)."""
+        folder = self._cache_dir or default_cache_dir()
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self._cache_setting()}: cannot create the directory: {exc}") from None
 
     @classmethod
     def from_config(cls, cfg: GSVNetConfig, model: GSVNet) -> "OnnxRuntimeBackend":
@@ -86,7 +114,7 @@ class OnnxRuntimeBackend(Backend):
             cfg.runtime.device == "auto" and torch.cuda.is_available())
         return cls(model, threads=cfg.runtime.threads, use_cuda=wants_cuda,
                    cache_dir=cfg.runtime.onnx_cache_dir, precision=cfg.runtime.onnx_precision,
-                   cache_max_mb=cfg.runtime.onnx_cache_max_mb)
+                   cache_max_mb=cfg.runtime.onnx_cache_max_mb, max_sizes=cfg.runtime.onnx_max_sizes)
 
     def describe(self) -> str:
         precision = "" if self.precision == "fp32" else f", {self.precision} keyframe graph"
@@ -95,17 +123,45 @@ class OnnxRuntimeBackend(Backend):
     def graph_path(self, part: str, height: int, width: int) -> Path:
         """The verified cached graph of `part` for full-resolution frames of height x width (exported once)."""
         precision = self.precision if part == "keyframe" else "fp32"
-        return cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
-                             precision, self._cache_max_mb)
+        try:
+            return cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
+                                 precision, self._cache_max_mb)
+        except OSError as exc:
+            raise ConfigError(f"{self._cache_setting()}: cannot write the {part} graph for "
+                              f"{width}x{height} frames: {exc}") from None
+
+    @property
+    def session_count(self) -> int:
+        """InferenceSessions held in memory now (at most 2 * max_sizes)."""
+        return sum(len(parts) for parts in self._sessions.values())
+
+    @property
+    def cached_sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of the sizes whose sessions are in memory, least recently used first."""
+        return list(self._sessions)
 
     def session(self, part: str, height: int, width: int):
-        """The InferenceSession for `part` at full-resolution size height x width (exported once)."""
-        key = (part, height, width)
-        if key not in self._sessions:
-            self._sessions[key] = self._ort.InferenceSession(
+        """The InferenceSession for `part` at full-resolution size height x width.
+
+        Using a size makes it the most recently used; a new size beyond `max_sizes` closes the
+        sessions of the least recently used one first.
+        """
+        if part not in PARTS:
+            raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+        key = (height, width)
+        parts = self._sessions.get(key)
+        if parts is None:
+            while len(self._sessions) >= self.max_sizes:
+                _, evicted = self._sessions.popitem(last=False)
+                evicted.clear()  # the last references: ONNX Runtime frees the sessions now
+            parts = self._sessions[key] = {}
+        else:
+            self._sessions.move_to_end(key)
+        if part not in parts:
+            parts[part] = self._ort.InferenceSession(
                 str(self.graph_path(part, height, width)), session_options(self._threads),
                 providers=self.providers)
-        return self._sessions[key]
+        return parts[part]
 
     @staticmethod
     def _numpy(tensor: torch.Tensor) -> np.ndarray:

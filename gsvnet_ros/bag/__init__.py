@@ -4,8 +4,8 @@ Nothing here imports torch at import time; bag.segment.build_segmenter() loads i
 """
 from .convert import ConvertOptions, ConvertSummary, convert, find_sequence_frames
 from .errors import (BagCorruptError, BagError, BagImageError, BagMetadataError, BagNotFoundError,
-                     MsgDefinitionError, NoImageTopicError, OutputExistsError, SegmenterError,
-                     SourceError, TopicError)
+                     MsgDefinitionError, NoImageTopicError, OutputExistsError, OutputPathError,
+                     SegmenterError, SourceError, TopicError)
 from .info import BagInfo, bag_info, format_info
 from .reader import BagMessage, BagReader, TopicSummary
 from .segment import SegmentOptions, SegmentResult, build_segmenter, segment_bag
@@ -27,6 +27,7 @@ __all__ = [
     "MsgDefinitionError",
     "NoImageTopicError",
     "OutputExistsError",
+    "OutputPathError",
     "SEGMENTATION_INFO",
     "SegmentOptions",
     "SegmentResult",

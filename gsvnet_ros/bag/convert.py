@@ -219,7 +219,7 @@ def _write(stream: Iterator[_Timed], out: Path, options: ConvertOptions, total: 
     labels_topic = options.labels_topic or options.sibling("labels")
     frames = labelled = 0
     first = last = None
-    with BagWriter(out, storage=options.storage, overwrite=options.overwrite) as bag:
+    with BagWriter(out, storage=options.storage, overwrite=options.overwrite, label="OUT") as bag:
         typestore = bag.typestore
         bag.add_topic(options.topic, IMAGE)
         bag.add_topic(info_topic, CAMERA_INFO)

@@ -11,6 +11,7 @@ __all__ = [
     "BagImageError",
     "SourceError",
     "OutputExistsError",
+    "OutputPathError",
     "MsgDefinitionError",
     "SegmenterError",
 ]
@@ -50,6 +51,10 @@ class SourceError(BagError):
 
 class OutputExistsError(BagError):
     """An output path exists already and --overwrite was not given (or it is not ours to replace)."""
+
+
+class OutputPathError(BagError):
+    """An output path cannot be created or written (its folder is a file, read-only, ...)."""
 
 
 class MsgDefinitionError(BagError):

@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from gsvnet_ros.codec import (ImageDecodeError, decode_compressed, decode_image, encode_image,
-                              labels_to_color, resize_labels)
+from gsvnet_ros.codec import (DEFAULT_MAX_IMAGE_PIXELS, ImageDecodeError, decode_compressed,
+                              decode_image, encode_image, labels_to_color, resize_labels)
 
 from .errors import BagError, BagImageError, SegmenterError, TopicError
 from .overlay import STRIP_SUFFIXES, VIDEO_SUFFIXES, OverlaySink, make_overlay_sink
@@ -46,8 +46,13 @@ class SegmentOptions:
     overlay_alpha: float = 0.5
     overwrite: bool = False
     progress: bool = True
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # larger images (header size) are an error
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_image_pixels, bool) or not isinstance(self.max_image_pixels, int) \
+                or self.max_image_pixels < 1:
+            raise ValueError(f"--max-image-pixels {self.max_image_pixels!r}: expected an integer "
+                             ">= 1 (width x height)")
         if self.storage not in STORAGES:
             raise ValueError(f"storage {self.storage!r}: expected one of {', '.join(STORAGES)}")
         if self.overlay is not None and \
@@ -91,14 +96,15 @@ def build_segmenter(config: str | Path | None = None, *, keyframe_interval: int 
         raise SegmenterError(f"cannot build the segmenter: {exc}") from None
 
 
-def _decode_frame(msg: Any, msgtype: str, topic: str, timestamp: int) -> np.ndarray:
+def _decode_frame(msg: Any, msgtype: str, topic: str, timestamp: int, max_pixels: int) -> np.ndarray:
+    decode = decode_compressed if msgtype == COMPRESSED_IMAGE else decode_image
     try:
-        return decode_compressed(msg) if msgtype == COMPRESSED_IMAGE else decode_image(msg)
+        return decode(msg, max_pixels=max_pixels)
     except ImageDecodeError as exc:
         raise BagImageError(f"image on {topic} at {timestamp} ns: {exc}") from None
 
 
-def _decode_labels(msg: Any, topic: str, timestamp: int) -> np.ndarray:
+def _decode_labels(msg: Any, topic: str, timestamp: int, max_pixels: int) -> np.ndarray:
     """(H, W) uint8 trainIds from a mono8 (or 8UC1) label image."""
     if msg.encoding not in ("mono8", "8UC1"):
         raise BagImageError(f"label image on {topic} at {timestamp} ns has encoding "
@@ -106,7 +112,7 @@ def _decode_labels(msg: Any, topic: str, timestamp: int) -> np.ndarray:
     shim = SimpleNamespace(height=msg.height, width=msg.width, encoding="mono8", step=msg.step,
                            is_bigendian=0, data=msg.data)
     try:
-        return decode_image(shim)[:, :, 0].copy()
+        return decode_image(shim, max_pixels=max_pixels)[:, :, 0].copy()
     except ImageDecodeError as exc:
         raise BagImageError(f"label image on {topic} at {timestamp} ns: {exc}") from None
 
@@ -171,12 +177,15 @@ def segment_bag(bag: str | Path, out: str | Path, make_segmenter: Callable[[], A
     bag, out = Path(bag), Path(out)
     if out.resolve() == bag.resolve():
         raise BagError(f"output {out} is the input bag; expected another path")
-    writer = BagWriter(out, storage=options.storage, overwrite=options.overwrite, commit_on_exit=False)
+    writer = BagWriter(out, storage=options.storage, overwrite=options.overwrite, commit_on_exit=False,
+                       label="OUT")
     report_stage = overlay_stage = None
     if options.report is not None:
-        report_stage = StagedPath(options.report, is_dir=False, overwrite=options.overwrite)
+        report_stage = StagedPath(options.report, is_dir=False, overwrite=options.overwrite,
+                                  label="--report")
     if options.overlay is not None:
-        overlay_stage = StagedPath(options.overlay, is_dir=False, overwrite=options.overwrite)
+        overlay_stage = StagedPath(options.overlay, is_dir=False, overwrite=options.overwrite,
+                                   label="--overlay")
     staged = [s for s in (report_stage, overlay_stage) if s is not None]
     try:
         with BagReader(bag) as reader:
@@ -234,9 +243,11 @@ def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total
             if item.topic == labels_topic:
                 labelled += 1
                 assert scorer is not None
-                scorer.truth(stamp_ns, _decode_labels(item.msg, item.topic, item.timestamp))
+                scorer.truth(stamp_ns, _decode_labels(item.msg, item.topic, item.timestamp,
+                                                      options.max_image_pixels))
                 continue
-            rgb = _decode_frame(item.msg, item.msgtype, item.topic, item.timestamp)
+            rgb = _decode_frame(item.msg, item.msgtype, item.topic, item.timestamp,
+                                options.max_image_pixels)
             step_started = time.perf_counter()
             try:
                 result = segmenter.step(rgb, stamp_ns)

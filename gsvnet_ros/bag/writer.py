@@ -12,7 +12,7 @@ from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosL
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
-from .errors import OutputExistsError
+from .errors import OutputExistsError, OutputPathError
 from .typestore import build_typestore
 
 __all__ = ["STORAGES", "METADATA_VERSION", "StagedPath", "BagWriter"]
@@ -34,18 +34,36 @@ class StagedPath:
     overwrite is set, and a directory is only replaced when it is a rosbag2 (has metadata.yaml).
     """
 
-    def __init__(self, final: str | Path, *, is_dir: bool, overwrite: bool = False) -> None:
+    def __init__(self, final: str | Path, *, is_dir: bool, overwrite: bool = False,
+                 label: str = "output") -> None:
         self.final = Path(final)
         self.is_dir = is_dir
         self.overwrite = overwrite
+        self.label = label  # the setting that named the path (OUT, --report, ...) in errors
         name = self.final.name
         self.partial = (self.final.with_name(name + ".partial") if is_dir else
                         self.final.with_name(f"{self.final.stem}.partial{self.final.suffix}"))
         self.check()
 
+    def _unusable(self, action: str, exc: OSError) -> OutputPathError:
+        return OutputPathError(f"{self.label} {self.final}: cannot {action}: {exc}")
+
+    def _check_parent(self) -> None:
+        """The nearest existing folder above the output must be a writable directory."""
+        parent = self.final.absolute().parent
+        while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise OutputPathError(f"{self.label} {self.final}: cannot create it: {parent} is not a "
+                                  "directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputPathError(f"{self.label} {self.final}: cannot create it: {parent} is not "
+                                  "writable")
+
     def check(self) -> None:
         """Fail early, before any work, when the final path may not be written."""
         if not self.final.exists() and not self.final.is_symlink():
+            self._check_parent()
             return
         if not self.overwrite:
             raise OutputExistsError(
@@ -61,19 +79,25 @@ class StagedPath:
 
     def prepare(self) -> Path:
         """Create the parent folder, clear a stale partial from an earlier run, return `partial`."""
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self._remove(self.partial)
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            self._remove(self.partial)
+        except OSError as exc:
+            raise self._unusable(f"create {self.partial}", exc) from None
         return self.partial
 
     def commit(self, content: Path | None = None) -> Path:
         """Move `content` (default: partial) to the final path, replacing it if allowed."""
         self.check()
         source = content if content is not None else self.partial
-        if self.final.exists() or self.final.is_symlink():
-            self._remove(self.final)
-        os.replace(source, self.final)
-        if content is not None:
-            self._remove(self.partial)
+        try:
+            if self.final.exists() or self.final.is_symlink():
+                self._remove(self.final)
+            os.replace(source, self.final)
+            if content is not None:
+                self._remove(self.partial)
+        except OSError as exc:
+            raise self._unusable(f"move {source} into place", exc) from None
         return self.final
 
     def discard(self) -> None:
@@ -96,11 +120,12 @@ class BagWriter:
     """
 
     def __init__(self, path: str | Path, *, storage: str = "sqlite3", overwrite: bool = False,
-                 typestore: Typestore | None = None, commit_on_exit: bool = True) -> None:
+                 typestore: Typestore | None = None, commit_on_exit: bool = True,
+                 label: str = "output bag") -> None:
         if storage not in STORAGES:
             raise ValueError(f"unknown storage {storage!r}; expected one of {', '.join(STORAGES)}")
         self.storage = storage
-        self.staged = StagedPath(path, is_dir=True, overwrite=overwrite)
+        self.staged = StagedPath(path, is_dir=True, overwrite=overwrite, label=label)
         self.typestore = typestore if typestore is not None else build_typestore()
         self.commit_on_exit = commit_on_exit
         self._writer: Writer | None = None
@@ -113,10 +138,17 @@ class BagWriter:
         return self.staged.final
 
     def __enter__(self) -> BagWriter:
-        self.staged.prepare().mkdir()
-        self._writer = Writer(self._inner, version=METADATA_VERSION,
-                              storage_plugin=STORAGES[self.storage])
-        self._writer.open()
+        try:
+            self.staged.prepare().mkdir()
+            self._writer = Writer(self._inner, version=METADATA_VERSION,
+                                  storage_plugin=STORAGES[self.storage])
+            self._writer.open()
+        except OSError as exc:
+            self.discard()
+            raise self.staged._unusable(f"create {self.staged.partial}", exc) from None
+        except BaseException:
+            self.discard()
+            raise
         return self
 
     def add_topic(self, topic: str, msgtype: str, qos: Qos = CAMERA_QOS) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from gsvnet_ros.bag.errors import BagError
-from gsvnet_ros.codec import ImageDecodeError
+from gsvnet_ros.cli.common import interrupted, sigterm_as_interrupt
+from gsvnet_ros.codec import DEFAULT_MAX_IMAGE_PIXELS, ImageDecodeError
 from gsvnet_ros.config import ConfigError
 
 __all__ = ["main", "build_parser"]
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--output-ns", default="/segmentation_node",
                      help="namespace of the output topics, the live node's by default "
                      "(default: %(default)s)")
+    seg.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
+                     help="largest image accepted, width x height, checked from the message "
+                     "header before decoding; a larger one is an error (default: %(default)s = "
+                     "4096 x 4096)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -106,7 +111,8 @@ def _segment(args: argparse.Namespace) -> int:
     options = _options(
         SegmentOptions, topic=args.topic, labels_topic=args.labels_topic, output_ns=args.output_ns,
         storage=args.storage, report=args.report, overlay=args.overlay,
-        overlay_frames=args.overlay_frames, overwrite=args.overwrite, progress=not args.quiet)
+        overlay_frames=args.overlay_frames, overwrite=args.overwrite, progress=not args.quiet,
+        max_image_pixels=args.max_image_pixels)
     result = segment_bag(args.bag, args.out, lambda: build_segmenter(
         args.config, keyframe_interval=args.keyframe_interval, device=args.device,
         backend=args.backend), options)
@@ -124,22 +130,23 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `gsvnet-bag`; returns the exit status (2 on a usage or input error)."""
+    """Entry point of `gsvnet-bag`; returns the exit status (2 on a usage or input error, 130 on
+    SIGINT, 143 on SIGTERM: both leave no output behind)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     command = {"convert": _convert, "segment": _segment, "info": _info}[args.command]
-    try:
-        return command(args)
-    except (BagError, ImageDecodeError, ConfigError, OSError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
-        return 130
+    with sigterm_as_interrupt():
+        try:
+            return command(args)
+        except (BagError, ImageDecodeError, ConfigError, OSError) as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"{PROG}: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            return interrupted(PROG, exc, "no output written")
 
 
 if __name__ == "__main__":

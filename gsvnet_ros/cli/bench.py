@@ -15,7 +15,7 @@ import torch
 from .. import bench
 from ..backends import build_backend, build_model
 from ..stream import VideoSegmenter
-from .common import add_config_arguments, config_from_args, fail, parse_size
+from .common import add_config_arguments, config_from_args, fail, interruptible, parse_size
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -172,6 +172,7 @@ def print_report(figures: dict) -> None:
         print_fp32_reference(figures)
 
 
+@interruptible("gsvnet-bench")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.frames < 12:
@@ -181,9 +182,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         return fail(str(exc))
     from ..config import ConfigError
+    from ..models.weights import WeightsError
     try:
         figures = run(args)
-    except ConfigError as exc:
+    except (ConfigError, WeightsError) as exc:
         return fail(str(exc))
     print_report(figures)
     if args.json:

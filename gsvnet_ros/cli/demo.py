@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from . import bag as bag_cli
 from . import synth as synth_cli
+from .common import interruptible
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -29,6 +30,7 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
+@interruptible("gsvnet-demo")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="gsvnet-demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (out/demo)")

@@ -14,12 +14,13 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from ..backends import choose_backend
-from ..config import GSVNetConfig, RuntimeConfig
+from ..config import ConfigError, GSVNetConfig, RuntimeConfig
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
 from ..eval_report import plot_accuracy_throughput, write_json, write_markdown
 from ..eval_runs import VARIANTS, EvalPlan, find_model_files, run_all
 from ..evaluation import Snippet
-from .common import fail
+from ..models.weights import WeightsError
+from .common import fail, interruptible, prepare_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,14 +53,21 @@ def load_snippets(root: Path, split: str, frames: int, limit: Optional[int]) -> 
     return snippets
 
 
+@interruptible("gsvnet-eval")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    problem = prepare_dir(args.out, "--out")
+    if problem:
+        return fail(problem)
     model_files = find_model_files(args.models_dir)
     if not model_files:
         return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
                     "propagation_<net>.pt (see models/MODEL_CARD.md)")
-    plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend, threads=args.threads,
-                                          onnx_precision=args.onnx_precision))
+    try:
+        plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
+                                              threads=args.threads, onnx_precision=args.onnx_precision))
+    except ConfigError as exc:
+        return fail(str(exc))
     limit = args.snippets
     if args.quick:
         plan = dataclasses.replace(plan, scales=(0.75, 0.5), timing_frames=12)
@@ -70,8 +78,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(str(exc))
     started = time.perf_counter()
     steps = sum(len(plan.scales) + len(f.propagation) for f in model_files) * len(snippets)
-    with tqdm(total=steps, desc="evaluate", unit="run") as bar:
-        results = run_all(model_files, snippets, plan, tick=bar.update)
+    try:
+        with tqdm(total=steps, desc="evaluate", unit="run") as bar:
+            results = run_all(model_files, snippets, plan, tick=bar.update)
+    except (ConfigError, WeightsError) as exc:
+        return fail(str(exc))
     backend = choose_backend(GSVNetConfig(runtime=plan.runtime))
     if backend == "onnxruntime":
         backend += f", {args.onnx_precision} keyframe graph"

@@ -10,9 +10,10 @@ from ..backends import build_model
 from ..backends.onnx_export import PARTS, cached_export, default_cache_dir, model_fingerprint
 from ..config import ConfigError
 from ..models.weights import WeightsError
-from .common import add_config_arguments, config_from_args, fail, parse_size
+from .common import add_config_arguments, config_from_args, fail, interruptible, parse_size, prepare_dir
 
 
+@interruptible("gsvnet-export")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="gsvnet-export", description=__doc__)
     parser.add_argument("--size", type=parse_size, action="append",
@@ -27,6 +28,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, WeightsError) as exc:
         return fail(str(exc))
     cache = args.cache_dir or (Path(cfg.runtime.onnx_cache_dir) if cfg.runtime.onnx_cache_dir else None)
+    problem = prepare_dir(cache or default_cache_dir(),
+                          "--cache-dir" if args.cache_dir else "runtime.onnx_cache_dir")
+    if problem:
+        return fail(problem)
     fingerprint = model_fingerprint(model)
     for width, height in args.size or [(1024, 512)]:
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32

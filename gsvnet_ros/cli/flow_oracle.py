@@ -14,9 +14,10 @@ from ..config import ConfigError
 from ..data.errors import DatasetLayoutError
 from ..flow_oracle import ROWS, flow_oracle
 from ..models.weights import WeightsError
-from .common import add_config_arguments, config_from_args, fail
+from .common import add_config_arguments, config_from_args, fail, interruptible
 
 
+@interruptible("python -m gsvnet_ros.cli.flow_oracle")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gsvnet_ros.cli.flow_oracle", description=__doc__)
     parser.add_argument("--data", required=True,

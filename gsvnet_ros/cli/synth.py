@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from gsvnet_ros.cli.common import interruptible, prepare_dir
 from gsvnet_ros.data.errors import DatasetLayoutError
 
 __all__ = ["main", "build_parser"]
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _generate(a: argparse.Namespace) -> int:
     from gsvnet_ros.data.synth_writer import SynthJob, generate_split
 
+    problem = prepare_dir(a.root, "--root")
+    if problem:
+        print(f"gsvnet-synth: error: {problem}", file=sys.stderr)
+        return 2
     job = SynthJob(a.root, a.split, a.sequences, a.frames, a.size[0], a.size[1], a.seed_offset,
                    a.flow, a.skip_existing)
     summary = generate_split(job, workers=a.workers, progress=not a.quiet)
@@ -94,6 +99,7 @@ def _stats(a: argparse.Namespace) -> int:
     return 0
 
 
+@interruptible("gsvnet-synth")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

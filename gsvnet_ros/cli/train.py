@@ -17,7 +17,7 @@ from ..config import ConfigError
 from ..models.weights import WeightsError
 from ..training import (DatasetLayoutError, KeyframeTrainConfig, KeyframeTrainer, PropagationTrainConfig,
                         PropagationTrainer, TrainingError, load_train_config)
-from .common import fail
+from .common import fail, interruptible, prepare_dir
 
 __all__ = ["main", "build_parser"]
 
@@ -94,6 +94,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    for setting, path in (("--out", args.out), ("--cache-dir", getattr(args, "cache_dir", None))):
+        problem = path and prepare_dir(path, setting)
+        if problem:
+            return fail(problem)
     common = dict(data_root=args.data, device=args.device, resume=args.resume,
                   command_line=["gsvnet-train", *argv], progress=not args.no_progress)
     if args.mode == "keyframe":
@@ -115,6 +119,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+@interruptible("gsvnet-train", "continue with --resume (from the last checkpoint)")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -124,9 +129,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(str(exc))
     except (TrainingError, DatasetLayoutError, WeightsError) as exc:
         return fail(str(exc), code=1)
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with --resume (from the last checkpoint)", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

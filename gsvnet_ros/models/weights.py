@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Collection, Mapping
@@ -13,12 +15,14 @@ import torch.nn as nn
 
 __all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
            "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
-           "load_weights", "load_resnet_trunk"]
+           "load_weights", "load_resnet_trunk", "check_lineage"]
 
 FORMAT = "gsvnet_ros.weights"
 FORMAT_VERSION = 1
 PARTS = ("keyframe", "propagation")
 _SHOW = 5  # keys listed per kind in a mismatch message
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_log = logging.getLogger(__name__)
 
 
 class WeightsError(Exception):
@@ -131,14 +135,15 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise WeightsCorruptError(f"corrupted or not a gsvnet_ros weight file: {path} "
                                   f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
                                   ) from None
-    ok = (isinstance(payload, dict) and payload.get("format") == FORMAT
-          and isinstance(payload.get("state_dict"), dict) and isinstance(payload.get("meta"), dict)
-          and all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()))
-    if not ok:
-        raise WeightsCorruptError(f"corrupted or not a gsvnet_ros weight file: {path} "
-                                  f"(no '{FORMAT}' header with a state_dict; a plain torch checkpoint?)")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise WeightsCorruptError(f"weight file {path} has format version {payload['format_version']}; "
+    problem = _header_problem(payload)
+    if problem:
+        raise WeightsCorruptError(f"corrupted or not a gsvnet_ros weight file: {path} ({problem})")
+    version = payload.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise WeightsCorruptError(f"weight file {path} has format_version {_show(version)}; expected an "
+                                  f"integer in 0..{FORMAT_VERSION}")
+    if version > FORMAT_VERSION:
+        raise WeightsCorruptError(f"weight file {path} has format version {version}; "
                                   f"this gsvnet_ros reads up to {FORMAT_VERSION}")
     # Caught here rather than as NaN logits later: ONNX Runtime's GridSample turns a NaN flow into
     # zeros, so a broken flow net would otherwise go unnoticed on that backend.
@@ -148,6 +153,31 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise WeightsCorruptError(f"weight file {path} holds NaN or infinite values in {len(broken)} "
                                   f"tensors [{_first(broken)}]; expected finite weights (a diverged run?)")
     return payload["state_dict"], payload["meta"]
+
+
+def _header_problem(payload: Any) -> str:
+    """What is wrong with the top level of a loaded weight file ('' when nothing)."""
+    if not isinstance(payload, dict):
+        return f"a {type(payload).__name__}, not a '{FORMAT}' mapping with a state_dict"
+    if "format" not in payload:
+        return f"no format field: no '{FORMAT}' header with a state_dict; a plain torch checkpoint?"
+    if payload["format"] != FORMAT:
+        return f"format is {_show(payload['format'])}; expected {FORMAT!r}"
+    if not isinstance(payload.get("meta"), dict):
+        return f"meta is {_show(payload.get('meta'))}; expected a mapping"
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        return f"state_dict is {_show(state)}; expected a mapping of names to tensors"
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            return (f"state_dict entry {_show(key)} is a {type(value).__name__}; expected a tensor "
+                    "under a string name")
+    return ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _first(keys: set[str]) -> str:
@@ -222,3 +252,37 @@ def load_resnet_trunk(image_net: nn.Module, path: str | os.PathLike) -> str:
     raise WeightsMismatchError(f"weights file {Path(path)} (architecture {meta.get('architecture', '?')!r}) "
                                f"holds no ResNet-18 trunk ({len(names)} tensors such as '{names[0]}' under "
                                f"one prefix) to initialise {type(image_net).__name__} from")
+
+
+def check_lineage(keyframe_path: str | os.PathLike, propagation_path: str | os.PathLike,
+                  propagation_meta: Mapping[str, Any], *, allow_mismatch: bool = False) -> bool:
+    """Is the propagation file's keyframe net the configured keyframe file? True when it is.
+
+    A propagation file records the keyframe file it was trained beside (meta `keyframe_weights`,
+    its name, and `keyframe_weights_sha256`); the flow and guide nets learned that net's logits,
+    so another keyframe file gives quietly worse masks. A different sha256 is a
+    WeightsMismatchError naming both files, or with `allow_mismatch` (config key
+    runtime.allow_mismatched_weights) a logged warning and False. A file without the record
+    (written before it existed, or by hand) cannot be checked: True.
+    """
+    recorded = propagation_meta.get("keyframe_weights_sha256")
+    if recorded is None:
+        return True
+    if not isinstance(recorded, str) or not _SHA256.match(recorded):
+        raise WeightsCorruptError(f"weight file {Path(propagation_path)}: meta keyframe_weights_sha256 is "
+                                  f"{_show(recorded)}; expected a 64-digit lower-case hex sha256")
+    from ..reporting import file_sha256  # late import: reporting is not needed to read weights
+
+    actual = file_sha256(keyframe_path)
+    if actual == recorded:
+        return True
+    name = propagation_meta.get("keyframe_weights")
+    trained = f"{name if isinstance(name, str) else '?'} (sha256 {recorded[:12]}...)"
+    message = (f"propagation weights {Path(propagation_path)} were trained beside keyframe weights "
+               f"{trained}, but the keyframe weights are {Path(keyframe_path)} (sha256 {actual[:12]}...)")
+    if not allow_mismatch:
+        raise WeightsMismatchError(f"{message}; expected the keyframe file they were trained with, "
+                                   "or runtime.allow_mismatched_weights: true to use them anyway")
+    _log.warning("%s; loading them anyway (runtime.allow_mismatched_weights: true): expect worse "
+                 "masks between keyframes", message)
+    return False

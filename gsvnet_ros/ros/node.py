@@ -2,8 +2,9 @@
 
 Threads: the image subscriptions (one callback group) only decode and put the newest frame into a
 depth-1 slot; a worker thread woken by an Event runs the model and publishes; services and the
-diagnostics timer share a second group. A slow model therefore drops stale frames (counted)
-instead of queueing them, and the executor stays responsive while the model runs.
+diagnostics timer share a second group; one executor thread runs them all (main()). A slow model
+therefore drops stale frames (counted) instead of queueing them, and the executor stays responsive
+while the model runs.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ try:  # the only ROS imports; without them the module still imports so main() ca
     import rclpy.logging
     from rcl_interfaces.msg import SetParametersResult
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.clock import Clock, ClockType
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -162,9 +164,12 @@ class SegmentationNode(Node):
             if reason is not None:
                 self.get_logger().warning(reason)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 1)
+        # Diagnostics describe the node itself: on the steady clock, also under use_sim_time (a
+        # timer on /clock time would stop with a paused bag and fire in bursts when it jumps).
         self._diag_timer = self.create_timer(
             self._values["diagnostics_period_s"],
-            self._guarded("diagnostics timer", self.publish_diagnostics), self._control_group)
+            self._guarded("diagnostics timer", self.publish_diagnostics), self._control_group,
+            clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._srv_reset = self.create_service(Trigger, "~/reset",
                                               self._guarded("~/reset", self._on_reset),
                                               callback_group=self._control_group)
@@ -365,15 +370,17 @@ class SegmentationNode(Node):
         self._slot.wake()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=10.0)
+            # Not the node's logger: its /rosout publisher is gone once the context is shut down.
+            log = rclpy.logging.get_logger(self.get_name())
             if self._worker.is_alive():
-                self.get_logger().warning("the worker thread did not stop within 10 s")
+                log.warning("the worker thread did not stop within 10 s")
             else:
-                self.get_logger().info("stopped: worker thread joined")
+                log.info("stopped: worker thread joined")
         super().destroy_node()
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """Console script `segmentation_node`: spin the node on a MultiThreadedExecutor."""
+    """Console script `segmentation_node`: spin the node on a SingleThreadedExecutor."""
     if ROS_IMPORT_ERROR is not None:
         missing = ROS_IMPORT_ERROR.name or str(ROS_IMPORT_ERROR)
         print(NEEDS_ROS.format(missing=missing), file=sys.stderr)
@@ -387,7 +394,11 @@ def main(args: Optional[list[str]] = None) -> int:
             f"cannot start: {type(exc).__name__}: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=3)  # input group, control group, default group
+    # One executor thread: every callback is light (the model runs on the worker thread), and
+    # rclpy's MultiThreadedExecutor spends so much time holding the GIL per callback that, with
+    # /clock at 100 Hz (`ros2 bag play --clock 100`), it starved the worker: a 1024x512
+    # non-keyframe step took 1.4 s instead of 36 ms (test/ros/test_replay.py, diagnostics).
+    executor = SingleThreadedExecutor()
     try:
         executor.add_node(node)
         executor.spin()

@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from gsvnet_ros.codec import (MAX_IMAGE_SIDE, SUPPORTED_ENCODINGS, ImageDecodeError, ImageFields,
-                              decode_compressed, decode_image, encode_image, labels_to_color, overlay,
-                              resize_labels)
+from gsvnet_ros import codec
+from gsvnet_ros.codec import (DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, SUPPORTED_ENCODINGS,
+                              ImageDecodeError, ImageFields, decode_compressed, decode_image,
+                              encode_image, labels_to_color, overlay, resize_labels)
 from gsvnet_ros.labels import PALETTE
 
 RNG = np.random.default_rng(7)
@@ -210,3 +211,156 @@ def test_overlay_upsamples_a_smaller_label_map_and_checks_alpha():
     assert out.shape == (16, 16, 3) and (out == PALETTE[10]).all()
     with pytest.raises(ValueError):
         overlay(rgb, np.zeros((16, 16), np.uint8), 1.5)
+
+
+# ---- hostile input: sizes checked from the header before decoding, declared format enforced ----
+
+def _jpeg(rgb=RGB, quality=90):
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                              [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buffer.tobytes()
+
+
+def _png(rgb=RGB):
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buffer.tobytes()
+
+
+def _with_jpeg_size(data, width, height):
+    """The JPEG with its frame header (SOF0, FF C0) claiming width x height."""
+    at = data.index(b"\xff\xc0")
+    return data[:at + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[at + 9:]
+
+
+def _with_png_size(data, width, height):
+    """The PNG with its IHDR claiming width x height (the chunk CRC left stale: never decoded)."""
+    return data[:16] + width.to_bytes(4, "big") + height.to_bytes(4, "big") + data[24:]
+
+
+@pytest.fixture
+def no_decoder(monkeypatch):
+    """cv2.imdecode fails the test if called: the size must be rejected from the header alone."""
+    def imdecode(*args, **kwargs):
+        raise AssertionError("cv2.imdecode was called")
+    monkeypatch.setattr(codec.cv2, "imdecode", imdecode)
+
+
+def _compressed_error(fmt, data, **kwargs):
+    with pytest.raises(ImageDecodeError) as info:
+        decode_compressed(SimpleNamespace(format=fmt, data=data), **kwargs)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def test_default_max_pixels_fits_a_4k_camera():
+    assert DEFAULT_MAX_IMAGE_PIXELS == 4096 * 4096 >= 2 * 3840 * 2160
+    assert DEFAULT_MAX_IMAGE_PIXELS <= MAX_IMAGE_SIDE ** 2
+
+
+def test_jpeg_header_claiming_60000x60000_is_rejected_without_decoding(no_decoder):
+    data = _with_jpeg_size(_jpeg(RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)), 60000, 60000)
+    assert len(data) < 1000
+    assert codec.compressed_image_size(data, "jpeg") == ("jpeg", 60000, 60000)
+    err = _compressed_error("jpeg", data)
+    assert err.kind == "size" and "60000x60000" in str(err) and str(MAX_IMAGE_SIDE) in str(err)
+
+
+def test_png_header_claiming_20000x20000_is_rejected_without_decoding(no_decoder):
+    err = _compressed_error("bgr8; png compressed bgr8", _with_png_size(_png(), 20000, 20000))
+    assert err.kind == "size" and "20000x20000" in str(err)
+
+
+@pytest.mark.parametrize("fmt,data", [("jpeg", _with_jpeg_size(_jpeg(), 5000, 5000)),
+                                      ("png", _with_png_size(_png(), 8192, 4096))])
+def test_plausible_sides_beyond_max_pixels_are_too_large_without_decoding(no_decoder, fmt, data):
+    err = _compressed_error(fmt, data)
+    assert err.kind == "too_large" and f"max_pixels = {DEFAULT_MAX_IMAGE_PIXELS}" in str(err)
+
+
+def test_max_pixels_is_the_callers_limit():
+    data = _png()  # 7 x 5 = 35 pixels
+    assert decode_compressed(SimpleNamespace(format="png", data=data), max_pixels=35).shape == (5, 7, 3)
+    assert _compressed_error("png", data, max_pixels=34).kind == "too_large"
+    msg = _message("rgb8", RGB)
+    assert decode_image(msg, max_pixels=35).shape == (5, 7, 3)
+    err = _error_with(msg, max_pixels=34)
+    assert err.kind == "too_large" and "35 pixels" in str(err) and "34" in str(err)
+    for bad in (0, -1, True, 2.5, None):
+        with pytest.raises(ValueError, match="max_pixels"):
+            decode_image(msg, max_pixels=bad)
+
+
+def _error_with(msg, **kwargs):
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(msg, **kwargs)
+    return info.value
+
+
+def test_raw_image_declaring_16384x16384_is_too_large_before_the_data_is_read():
+    class NoData(SimpleNamespace):
+        @property
+        def data(self):
+            raise AssertionError("the data of an oversized image was read")
+    msg = NoData(height=16384, width=16384, encoding="rgb8", is_bigendian=0, step=3 * 16384)
+    err = _error_with(msg)
+    assert err.kind == "too_large" and "16384x16384" in str(err)
+
+
+@pytest.mark.parametrize("fmt,data,declared,actual", [
+    ("jpeg", _png(), "jpeg", "png"), ("rgb8; jpeg compressed bgr8", _png(), "jpeg", "png"),
+    ("png", _jpeg(), "png", "jpeg"), ("bgr8; png compressed bgr8", _jpeg(), "png", "jpeg")])
+def test_data_in_another_format_than_declared_is_an_error_naming_both(no_decoder, fmt, data,
+                                                                       declared, actual):
+    err = _compressed_error(fmt, data)
+    assert err.kind == "compressed" and f"declares {declared}" in str(err) \
+        and f"the data is {actual}" in str(err) and repr(fmt) in str(err)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "rgb8; jpeg compressed bgr8", "mono8; jpeg compressed mono8"])
+def test_image_transport_jpeg_formats_decode(fmt):
+    data = _jpeg()
+    expected = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
+                            cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(decode_compressed(SimpleNamespace(format=fmt, data=data)), expected)
+
+
+@pytest.mark.parametrize("fmt,data,needle", [
+    ("16UC1; compressedDepth png", _png(), "compressedDepth"),
+    ("jpeg png", _png(), "not supported"),
+    ("", b"BM" + bytes(60), "42 4d"),  # a BMP: OpenCV would decode it, the message may not
+    ("png", _png()[:20], "truncated"),
+    ("png", _png()[:8] + b"\x00\x00\x00\x0dIHDX" + bytes(8), "IHDR"),
+    ("jpeg", b"\xff\xd8\xff\xe0\x00", "truncated"),
+    ("jpeg", b"\xff\xd8" + bytes(1 << 20), "truncated"),  # no marker at all after SOI
+    ("jpeg", b"\xff\xd8\xff\xda\x00\x08" + bytes(8), "SOS"),
+    ("jpeg", b"\xff\xd8\xff\xd9", "EOI"),
+    ("jpeg", b"\xff\xd8\xff\xe0\x00\x01", "length 1"),
+    ("jpeg", b"\xff\xd8" + b"\xff\xfe\x00\x02" * 5000, "segments"),
+    ("jpeg", b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x00\x00\x10", "DNL"),
+])
+def test_malformed_headers_are_compressed_errors_without_decoding(no_decoder, fmt, data, needle):
+    err = _compressed_error(fmt, data)
+    assert err.kind == "compressed" and needle in str(err)
+
+
+def test_jpeg_walk_skips_fill_bytes_stuffed_ff00_restart_markers_and_app_segments(no_decoder):
+    sof = b"\xff\xc2\x00\x11\x08\x00\x05\x00\x07"  # progressive frame header: 7 x 5
+    data = (b"\xff\xd8" + b"\xff\xe1\x00\x06exif" + b"junk" + b"\xff\x00\xff\xd3\xff\xff"
+            + b"\xff\xfe\x00\x04hi" + sof)
+    assert codec.compressed_image_size(data, "") == ("jpeg", 7, 5)
+
+
+def test_an_opencv_error_while_decoding_is_an_image_decode_error(monkeypatch):
+    def imdecode(*args, **kwargs):
+        raise cv2.error("OpenCV(4.x) error: (-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS")
+    monkeypatch.setattr(codec.cv2, "imdecode", imdecode)
+    err = _compressed_error("jpeg", _jpeg())
+    assert err.kind == "compressed" and "CV_IO_MAX_IMAGE_PIXELS" in str(err)
+
+
+def test_header_intact_but_data_corrupt_is_a_compressed_error():
+    data = _png()
+    err = _compressed_error("png", data[:40])
+    assert err.kind == "compressed"

@@ -47,6 +47,13 @@ def _claim_domain_id() -> int:
 os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_STATIC_PEERS", None)
+# The shipped Fast DDS profile, as the launch files set it, for every participant of the tests
+# (publishers above all: the shared-memory segment that carries a large frame is the writer's).
+# Fast DDS 2.x (Jazzy) reads the first name, 3.x (Kilted) the second.
+FASTDDS_PROFILE = REPO / "config" / "fastdds_large_images.xml"
+FASTDDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+for _name in FASTDDS_PROFILE_VARIABLES:
+    os.environ[_name] = str(FASTDDS_PROFILE)
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
 
 import rclpy  # noqa: E402  (after the environment above)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import launch_stand_in
-from conftest import msgs_environment
+from conftest import FASTDDS_PROFILE_VARIABLES, msgs_environment
 
 STARTUP_S = 120.0  # first start imports torch and builds the model on a loaded 2-core machine
 
@@ -22,6 +22,8 @@ def start_node(tmp_path: Path, arguments: dict[str, str], params: dict) -> subpr
     node = launch_stand_in.node_process("segment.launch.py",
                                         {"params_file": str(params_file), **arguments}, tmp_path)
     env = msgs_environment()
+    for name in FASTDDS_PROFILE_VARIABLES:  # what the node gets is what the launch file sets
+        env.pop(name, None)
     env.update(node.env)
     env["PYTHONUNBUFFERED"] = "1"
     command = [str(Path(sys.executable).parent / node.executable), *node.ros_args]

@@ -108,6 +108,8 @@ def test_every_referenced_share_file_exists_and_parses(launch_file):
         assert path.is_file(), path
         if path.suffix in (".yaml", ".rviz"):
             assert yaml.safe_load(path.read_text()) is not None
+        elif path.suffix == ".xml":
+            ET.parse(path)
         else:
             ast.parse(path.read_text())
 

@@ -1,4 +1,4 @@
-"""Worker thread + MultiThreadedExecutor: bounded latency, counted drops, survived errors, main."""
+"""Worker thread + executor: bounded latency, counted drops, survived errors, main."""
 import subprocess
 import sys
 import threading
@@ -135,7 +135,7 @@ def test_main_returns_0_on_keyboard_interrupt(ros, monkeypatch):
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ros.mods["rclpy.executors"].MultiThreadedExecutor, "spin", interrupted)
+    monkeypatch.setattr(ros.mods["rclpy.executors"].SingleThreadedExecutor, "spin", interrupted)
     assert node_module.main([]) == 0
     assert not ros.rclpy.ok()
 

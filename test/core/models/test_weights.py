@@ -7,8 +7,8 @@ from gsvnet_ros.models import GSVNet
 from gsvnet_ros.models.bisenet import BiSeNetR18
 from gsvnet_ros.models.swiftnet import SwiftNetR18
 from gsvnet_ros.models.weights import (WeightsCorruptError, WeightsError, WeightsMismatchError,
-                                       WeightsNotFoundError, load_weights, part_state_dict, read_weights,
-                                       save_weights, weights_meta, load_resnet_trunk)
+                                       WeightsNotFoundError, check_lineage, load_weights, part_state_dict,
+                                       read_weights, save_weights, weights_meta, load_resnet_trunk)
 from gsvnet_ros.reporting import file_sha256 as weights_sha256
 
 
@@ -186,3 +186,103 @@ def test_resnet_trunk_from_a_propagation_file_is_a_named_error(tmp_path):
                         meta=weights_meta(src, "propagation"))
     with pytest.raises(WeightsMismatchError, match="holds no ResNet-18 trunk"):
         load_resnet_trunk(SwiftNetR18(3), path)
+
+
+@pytest.mark.parametrize("version, message", [
+    ("1", "has format_version '1'; expected an integer in 0..1"),
+    (1.0, "has format_version 1.0"), (True, "has format_version True"), (-3, "format_version -3"),
+    (99, "has format version 99; this gsvnet_ros reads up to 1")])
+def test_format_version_of_another_type_or_range_is_a_corrupt_file(tmp_path, version, message):
+    path = tmp_path / "w.pt"
+    torch.save({"format": "gsvnet_ros.weights", "format_version": version, "meta": {},
+                "state_dict": {}}, path)
+    with pytest.raises(WeightsCorruptError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        read_weights(path)
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"format": "other", "meta": {}, "state_dict": {}}, "format is 'other'; expected 'gsvnet_ros.weights'"),
+    ({"format": "gsvnet_ros.weights", "meta": [], "state_dict": {}}, "meta is []; expected a mapping"),
+    ({"format": "gsvnet_ros.weights", "meta": {}, "state_dict": {"w": 3}},
+     "state_dict entry 'w' is a int; expected a tensor"),
+])
+def test_a_bad_header_names_the_field(tmp_path, payload, message):
+    path = tmp_path / "w.pt"
+    torch.save(payload, path)
+    with pytest.raises(WeightsCorruptError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        read_weights(path)
+
+
+# ---- lineage: a propagation file names the keyframe file it was trained beside -------------------
+
+def _lineage_pair(tmp_path, keyframe_bytes=b"keyframe A"):
+    keyframe = tmp_path / "keyframe_a.pt"
+    keyframe.write_bytes(keyframe_bytes)
+    meta = {"keyframe_weights": "keyframe_a.pt", "keyframe_weights_sha256": weights_sha256(keyframe)}
+    return keyframe, tmp_path / "propagation_a.pt", meta
+
+
+def test_lineage_matches_the_keyframe_file_it_was_trained_beside(tmp_path):
+    keyframe, propagation, meta = _lineage_pair(tmp_path)
+    assert check_lineage(keyframe, propagation, meta)
+    assert check_lineage(keyframe, propagation, {})  # no record (an older file): nothing to check
+
+
+def test_another_keyframe_file_is_an_error_naming_both(tmp_path, caplog):
+    keyframe, propagation, meta = _lineage_pair(tmp_path)
+    other = tmp_path / "keyframe_b.pt"
+    other.write_bytes(b"keyframe B")
+    with pytest.raises(WeightsMismatchError) as info:
+        check_lineage(other, propagation, meta)
+    text = str(info.value)
+    assert "propagation_a.pt" in text and "keyframe_a.pt (sha256 " + meta["keyframe_weights_sha256"][:12] \
+        in text and str(other) in text and "runtime.allow_mismatched_weights" in text
+    with caplog.at_level("WARNING", logger="gsvnet_ros.models.weights"):
+        assert check_lineage(other, propagation, meta, allow_mismatch=True) is False
+    assert "loading them anyway" in caplog.text and "keyframe_b.pt" in caplog.text
+
+
+@pytest.mark.parametrize("recorded", ["abc", 5, ["x"], "A" * 64])
+def test_a_malformed_lineage_record_is_a_corrupt_file(tmp_path, recorded):
+    keyframe, propagation, meta = _lineage_pair(tmp_path)
+    with pytest.raises(WeightsCorruptError, match="keyframe_weights_sha256 is"):
+        check_lineage(keyframe, propagation, {**meta, "keyframe_weights_sha256": recorded})
+
+
+def test_build_model_refuses_a_mismatched_pair_unless_allowed(tmp_path, caplog):
+    from gsvnet_ros.backends import build_model
+    from gsvnet_ros.config import load_config
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(num_classes=3)
+    src = GSVNet(cfg)
+    key_a = save_weights(src.keyframe_net, tmp_path / "key_a.pt", meta=weights_meta(src, "keyframe"))
+    with torch.no_grad():
+        src.keyframe_net.logits.conv.weight.add_(1)
+    key_b = save_weights(src.keyframe_net, tmp_path / "key_b.pt", meta=weights_meta(src, "keyframe"))
+    prop = save_weights(part_state_dict(src, "propagation"), tmp_path / "prop.pt",
+                        meta=weights_meta(src, "propagation", keyframe_weights=key_a.name,
+                                          keyframe_weights_sha256=weights_sha256(key_a)))
+    runtime = {"keyframe_weights": str(key_a), "propagation_weights": str(prop)}
+    build_model(load_config(None, {"model": {"num_classes": 3}, "runtime": runtime}))
+    runtime["keyframe_weights"] = str(key_b)
+    with pytest.raises(WeightsMismatchError, match="trained beside keyframe weights key_a.pt"):
+        build_model(load_config(None, {"model": {"num_classes": 3}, "runtime": runtime}))
+    with caplog.at_level("WARNING"):
+        build_model(load_config(None, {"model": {"num_classes": 3},
+                                       "runtime": {**runtime, "allow_mismatched_weights": True}}))
+    assert "key_b.pt" in caplog.text
+
+
+def test_shipped_propagation_files_name_their_keyframe_file():
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parents[3] / "models"
+    files = sorted(models.glob("propagation_*.pt"))
+    if not files:
+        pytest.skip("no shipped weights")
+    for path in files:
+        _, meta = read_weights(path)
+        net = "bisenet_r18" if "bisenet" in path.name else "swiftnet_r18"
+        assert meta["keyframe_weights"] == f"keyframe_{net}.pt"
+        assert check_lineage(models / meta["keyframe_weights"], path, meta)
