@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["PACKAGE", "write_package", "main"]
+__all__ = ["PACKAGE", "write_package", "write_interface_package", "main"]
 
 PACKAGE = "gsvnet_ros_msgs"
 
@@ -26,7 +26,7 @@ _PACKAGE_XML = """<?xml version="1.0"?>
 <package format="3">
   <name>{name}</name>
   <version>{version}</version>
-  <description>Messages of gsvnet_ros (written by gsvnet_ros.cli.msgs_package)</description>
+  <description>{description}</description>
   <maintainer email="maintainers@gsvnet-ros.invalid">gsvnet_ros maintainers</maintainer>
   <license>Apache-2.0</license>
 
@@ -74,6 +74,22 @@ def _default_msg_dir() -> Path:
                             + ", ".join(str(c) for c in candidates))
 
 
+def write_interface_package(target: Path, name: str, version: str, description: str,
+                            messages: dict[str, str]) -> Path:
+    """Write an ament_cmake interface package `name` (package.xml, CMakeLists.txt, msg/) with
+    `messages` ({'Foo.msg': text}) that depend on std_msgs at most; returns `target`."""
+    (target / "msg").mkdir(parents=True, exist_ok=True)
+    for filename, text in messages.items():
+        (target / "msg" / filename).write_text(text, encoding="utf-8")
+    (target / "package.xml").write_text(
+        _PACKAGE_XML.format(name=name, version=version, description=description),
+        encoding="utf-8")
+    files = "\n".join(f'  "msg/{filename}"' for filename in sorted(messages))
+    (target / "CMakeLists.txt").write_text(_CMAKELISTS.format(name=name, files=files),
+                                           encoding="utf-8")
+    return target
+
+
 def write_package(src_dir: Path, msg_dir: Path, *, force: bool = False) -> Path:
     """Create <src_dir>/gsvnet_ros_msgs with package.xml, CMakeLists.txt and msg/*.msg."""
     from gsvnet_ros import __version__
@@ -84,15 +100,10 @@ def write_package(src_dir: Path, msg_dir: Path, *, force: bool = False) -> Path:
     target = src_dir / PACKAGE
     if target.exists() and not force:
         raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
-    (target / "msg").mkdir(parents=True, exist_ok=True)
-    for msg in msgs:
-        (target / "msg" / msg.name).write_text(msg.read_text(encoding="utf-8"), encoding="utf-8")
-    (target / "package.xml").write_text(
-        _PACKAGE_XML.format(name=PACKAGE, version=__version__), encoding="utf-8")
-    files = "\n".join(f'  "msg/{m.name}"' for m in msgs)
-    (target / "CMakeLists.txt").write_text(_CMAKELISTS.format(name=PACKAGE, files=files),
-                                           encoding="utf-8")
-    return target
+    return write_interface_package(
+        target, PACKAGE, __version__,
+        "Messages of gsvnet_ros (written by gsvnet_ros.cli.msgs_package)",
+        {m.name: m.read_text(encoding="utf-8") for m in msgs})
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -83,9 +83,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("best_effort", "reliable")),
     ParamSpec("input_depth", 1, "QoS history depth of the image subscriptions.", read_only=True,
               int_range=(1, 100)),
-    ParamSpec("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest image accepted (width x height), checked "
-              "from a raw image's declared size or a JPEG/PNG header before decoding; larger "
-              "ones are dropped and counted (default 4096 x 4096: a 4K camera fits).",
+    ParamSpec("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest image accepted (width x "
+              "height), checked from a raw image's declared size or a JPEG/PNG header before "
+              "decoding; larger ones are dropped and counted (default 4096 x 4096: a 4K camera "
+              "fits).",
               read_only=True, int_range=(1, 1 << 30)),
     ParamSpec("subscribe_compressed", False, "Also subscribe to image/compressed "
               "(sensor_msgs/CompressedImage, jpeg or png).", read_only=True),

@@ -34,7 +34,7 @@ __all__ = ["BUILDER_VERSION", "VISION_MSGS", "ensure_built", "build_workspace",
            "environment_for", "activate", "python_dir"]
 
 # Bump when anything below changes what gets built (cmake arguments, package files, workaround).
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 
 VISION_MSGS_VERSION = "4.1.1"
 
@@ -45,42 +45,6 @@ VISION_MSGS = {
                       "vision_msgs/VisionClass[] class_map\n"
                       "float32 threshold\n"),
 }
-
-_VISION_PACKAGE_XML = """<?xml version="1.0"?>
-<package format="3">
-  <name>vision_msgs</name>
-  <version>{version}</version>
-  <description>Test-only vision_msgs subset (LabelInfo, VisionClass) for gsvnet_ros</description>
-  <maintainer email="maintainers@gsvnet-ros.invalid">gsvnet_ros maintainers</maintainer>
-  <license>Apache-2.0</license>
-
-  <buildtool_depend>ament_cmake</buildtool_depend>
-  <buildtool_depend>rosidl_default_generators</buildtool_depend>
-  <depend>std_msgs</depend>
-  <exec_depend>rosidl_default_runtime</exec_depend>
-  <member_of_group>rosidl_interface_packages</member_of_group>
-
-  <export>
-    <build_type>ament_cmake</build_type>
-  </export>
-</package>
-"""
-
-_VISION_CMAKELISTS = """cmake_minimum_required(VERSION 3.8)
-project(vision_msgs)
-
-find_package(ament_cmake REQUIRED)
-find_package(rosidl_default_generators REQUIRED)
-find_package(std_msgs REQUIRED)
-
-rosidl_generate_interfaces(${{PROJECT_NAME}}
-{files}
-  DEPENDENCIES std_msgs
-)
-
-ament_export_dependencies(rosidl_default_runtime)
-ament_package()
-"""
 
 # Workaround for a packaging defect of the ROS 2 Jazzy wheels on the package registry (test set-up
 # only; nothing in site-packages is touched): every share/<pkg>/cmake/
@@ -156,18 +120,12 @@ def _cache_key(msg_dir: Path) -> str:
 
 
 def _write_sources(src: Path, msg_dir: Path) -> None:
-    from gsvnet_ros.cli.msgs_package import write_package
+    from gsvnet_ros.cli.msgs_package import write_interface_package, write_package
 
     write_package(src, msg_dir, force=True)
-    vision = src / "vision_msgs"
-    (vision / "msg").mkdir(parents=True, exist_ok=True)
-    for name, text in VISION_MSGS.items():
-        (vision / "msg" / name).write_text(text, encoding="utf-8")
-    (vision / "package.xml").write_text(_VISION_PACKAGE_XML.format(version=VISION_MSGS_VERSION),
-                                        encoding="utf-8")
-    files = "\n".join(f'  "msg/{name}"' for name in sorted(VISION_MSGS))
-    (vision / "CMakeLists.txt").write_text(_VISION_CMAKELISTS.format(files=files),
-                                           encoding="utf-8")
+    write_interface_package(src / "vision_msgs", "vision_msgs", VISION_MSGS_VERSION,
+                            "Test-only vision_msgs subset (LabelInfo, VisionClass) for gsvnet_ros",
+                            VISION_MSGS)
 
 
 def _colcon() -> str:

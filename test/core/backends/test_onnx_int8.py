@@ -18,6 +18,9 @@ from gsvnet_ros.stream import VideoSegmenter
 pytest.importorskip("onnxruntime")
 
 WEIGHTS = Path(__file__).resolve().parents[3] / "models" / "keyframe_swiftnet_r18.pt"
+# Its trained propagation pair: with random propagation weights the propagated frame's agreement
+# with the keyframe depended on the global RNG state, i.e. on which tests had run before.
+PROPAGATION = WEIGHTS.with_name("propagation_swiftnet_r18.pt")
 HEIGHT, WIDTH = 256, 512
 
 
@@ -27,6 +30,7 @@ def trained(tmp_path_factory):
         pytest.fail(f"shipped weights missing: {WEIGHTS}")
     model = build_gsvnet(ModelConfig())
     load_weights(model, WEIGHTS, part="keyframe")
+    load_weights(model, PROPAGATION, part="propagation")
     return model.eval(), tmp_path_factory.mktemp("onnx")
 
 
