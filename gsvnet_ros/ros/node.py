@@ -389,7 +389,12 @@ def main(args: Optional[list[str]] = None) -> int:
     node = None
     try:
         node = SegmentationNode()
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
     except Exception as exc:  # bad parameters, config or weights: one clear line, exit code 1
+        if not rclpy.ok():  # SIGINT/SIGTERM shut the context down while the node was starting
+            return 0
         rclpy.logging.get_logger("segmentation_node").fatal(
             f"cannot start: {type(exc).__name__}: {exc}")
         rclpy.try_shutdown()
