@@ -232,7 +232,11 @@ class SegmentationEvaluator(Node):
         return report
 
     def destroy_node(self) -> None:
-        if self._dirty:
+        """Write the report if it changed; idempotent (rclpy 9 destroys nodes again at shutdown)."""
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
+        if getattr(self, "_dirty", False):
             self.write_report()
         super().destroy_node()
 

@@ -365,14 +365,25 @@ class SegmentationNode(Node):
             values=values))
 
     def destroy_node(self) -> None:
-        """Stop the worker thread, then destroy the ROS entities."""
-        self._stop.set()
-        self._slot.wake()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
+        """Stop the worker thread, then destroy the ROS entities.
+
+        Idempotent: rclpy 9 (Kilted) destroys every node of a context at shutdown, so this runs
+        again after main() has called it, possibly on a node whose __init__ did not finish.
+        """
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
+        name = self.get_name()
+        stop, slot, worker = (getattr(self, a, None) for a in ("_stop", "_slot", "_worker"))
+        if stop is not None:
+            stop.set()
+        if slot is not None:
+            slot.wake()
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=10.0)
             # Not the node's logger: its /rosout publisher is gone once the context is shut down.
-            log = rclpy.logging.get_logger(self.get_name())
-            if self._worker.is_alive():
+            log = rclpy.logging.get_logger(name)
+            if worker.is_alive():
                 log.warning("the worker thread did not stop within 10 s")
             else:
                 log.info("stopped: worker thread joined")
@@ -403,12 +414,16 @@ def main(args: Optional[list[str]] = None) -> int:
     # rclpy's MultiThreadedExecutor spends so much time holding the GIL per callback that, with
     # /clock at 100 Hz (`ros2 bag play --clock 100`), it starved the worker: a 1024x512
     # non-keyframe step took 1.4 s instead of 36 ms (test/ros/test_replay.py, diagnostics).
-    executor = SingleThreadedExecutor()
     try:
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # else: SIGINT/SIGTERM shut the context down while the executor was being set up
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

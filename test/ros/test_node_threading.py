@@ -167,3 +167,62 @@ def test_without_rclpy_main_prints_one_line_and_returns_1(module):
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) == 1
     assert "sourced ROS 2 environment (Humble or Jazzy" in lines[0] and "rclpy" in lines[0]
+
+
+def test_an_unexpected_error_in_decoding_is_counted_and_the_next_frame_is_segmented(
+        harness, monkeypatch):
+    from gsvnet_ros import codec
+
+    h = harness(subscribe=("class_mask",))
+    real, calls = codec.decode_image, []
+
+    def flaky(msg, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated allocation failure")
+        return real(msg, **kwargs)
+
+    monkeypatch.setattr(codec, "decode_image", flaky)
+    assert not h.step(image_msg(scene(), stamp_ns=NS))  # dropped, counted, node alive
+    assert h.step(image_msg(scene(shift=1), stamp_ns=NS + 50_000_000))
+    snap = h.node.stats.snapshot()
+    assert snap["decode_errors_by_kind"] == {"unexpected": 1}
+    assert [stamp_of(m) for m in h.received["class_mask"]] == [NS + 50_000_000]
+
+
+def test_oversized_images_are_refused_from_their_declared_size(harness, ros, monkeypatch):
+    """A 16384 x 16384 raw image and a JPEG whose header claims 60000 x 60000: both refused
+    before any pixel is touched (cv2.imdecode would fail the test), the node goes on."""
+    import cv2
+
+    h = harness(subscribe=("class_mask",), overrides={"subscribe_compressed": True})
+    with monkeypatch.context() as patch:
+        patch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded an oversized image"))
+        _send_oversized(h, ros)
+    kinds = h.node.stats.snapshot()["decode_errors_by_kind"]
+    assert kinds.get("too_large") == 1 and sum(kinds.values()) == 2, kinds
+    assert not h.node.process_pending()
+    assert h.step(image_msg(scene(shift=2), stamp_ns=NS + 50_000_000))
+
+
+def _send_oversized(h, ros):
+    import struct
+
+    from sensor_msgs.msg import CompressedImage
+
+    from node_harness import header
+
+    huge = image_msg(scene(), stamp_ns=NS)
+    huge.height, huge.width, huge.step = 16384, 16384, 16384 * 3  # 768 MiB declared, 24 KiB sent
+    h.send(huge)
+    # SOI, then a baseline SOF0 segment: precision 8, height 60000, width 60000, 3 components.
+    sof = struct.pack(">BHHB", 8, 60000, 60000, 3) + bytes([1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0])
+    jpeg = b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9"
+    msg = CompressedImage(header=header(NS, "cam"), format="jpeg")
+    msg.data.frombytes(jpeg)
+    pub = h.probe.create_publisher(CompressedImage, "/image/compressed",
+                                   ros.mods["rclpy.qos"].qos_profile_sensor_data)
+    h.spin(until=lambda: pub.get_subscription_count() > 0)
+    before = h.node.stats.snapshot()["frames_received"]
+    pub.publish(msg)
+    h.spin(until=lambda: h.node.stats.snapshot()["frames_received"] > before)
