@@ -110,6 +110,25 @@ def test_info_is_not_published_without_gsvnet_ros_msgs(harness, ros):
             "/diagnostics"} <= topics
 
 
+def test_without_vision_msgs_and_gsvnet_ros_msgs_the_node_says_so_once_and_segments(
+        harness, monkeypatch, capfd):
+    import sys
+
+    from conftest import _purge_ros_layer
+
+    for name in ("vision_msgs", "vision_msgs.msg"):  # gsvnet_ros_msgs: hidden by `ros` already
+        monkeypatch.setitem(sys.modules, name, None)
+    _purge_ros_layer()
+    h = harness(subscribe=("class_mask",))
+    topics = {p.topic_name for p in h.node.publishers}
+    assert not topics & {"/segmentation_node/label_info", "/segmentation_node/info"}
+    _send_clip(h, 3)
+    assert len(h.received["class_mask"]) == 3
+    log = capfd.readouterr().err
+    assert log.count("~/label_info is off: could not import vision_msgs") == 1
+    assert log.count("~/info is off: could not import gsvnet_ros_msgs") == 1
+
+
 def test_network_mask_resolution_publishes_one_eighth_masks(harness):
     h = harness(overrides={"mask_resolution": "network"}, subscribe=("class_mask", "overlay"))
     h.step(image_msg(scene(height=60, width=100), stamp_ns=NS))

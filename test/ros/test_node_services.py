@@ -43,3 +43,22 @@ def test_disabling_drops_a_frame_waiting_in_the_slot(harness, ros):
     h.call("enable", SetBool.Request(data=False))
     assert not h.node.process_pending()
     assert h.received["class_mask"] == []
+
+
+def test_an_error_inside_a_service_is_answered_counted_and_the_node_goes_on(harness, ros,
+                                                                             monkeypatch):
+    h = harness(subscribe=("class_mask",))
+    h.step(image_msg(scene(), stamp_ns=NS))
+    (stream,) = h.node._streams.values()
+
+    def broken_reset():
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(stream.segmenter, "reset", broken_reset)
+    Trigger = ros.mods["std_srvs.srv"].Trigger
+    response = h.call("reset", Trigger.Request())
+    assert not response.success
+    assert response.message == "~/reset failed: RuntimeError: injected"
+    assert h.node.stats.snapshot()["callback_errors"] == 1
+    assert h.step(image_msg(scene(shift=1), stamp_ns=NS + PERIOD))
+    assert len(h.received["class_mask"]) == 2
