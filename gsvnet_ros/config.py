@@ -52,6 +52,9 @@ class ModelConfig:
     edge: Literal["binary", "sigmoid"] = "binary"
     # Table 4 ablation: without the intra-frame net phi the guide sees only the edge map.
     use_intra: bool = True
+    # What the warp (Eq. 1) samples outside the frame: "zeros" (all-zero logits, whose argmax is
+    # class 0) or "border" (the nearest edge logits, as a camera moving forward sees the edge go on).
+    warp_padding: Literal["zeros", "border"] = "zeros"
 
     def __post_init__(self) -> None:
         _check_range(self.num_classes, NUM_CLASSES_RANGE, "model.num_classes")

@@ -66,7 +66,7 @@ def carry_logits(model: GSVNet, key_logits: torch.Tensor, normed_frames_1_8: Seq
     flows_1_8[i] (backward, frame i + 1 -> i), each warp followed by the trained correction if `correct`."""
     logits = key_logits
     for step, flow in enumerate(flows_1_8, 1):
-        logits = backward_warp(logits, flow)
+        logits = backward_warp(logits, flow, model.cfg.warp_padding)
         if correct:
             logits = model.gsv(logits, normed_frames_1_8[step])
     return logits

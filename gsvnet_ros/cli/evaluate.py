@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="fp32",
                         help="onnxruntime backend: int8 = the statically quantized keyframe graph")
+    parser.add_argument("--warp-padding", choices=("zeros", "border"), default="zeros",
+                        help="what the warp samples outside the frame (model.warp_padding)")
     return parser
 
 
@@ -65,7 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "propagation_<net>.pt (see models/MODEL_CARD.md)")
     try:
         plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
-                                              threads=args.threads, onnx_precision=args.onnx_precision))
+                                              threads=args.threads, onnx_precision=args.onnx_precision),
+                        warp_padding=args.warp_padding)
     except ConfigError as exc:
         return fail(str(exc))
     limit = args.snippets

@@ -86,7 +86,7 @@ class GSVNet(nn.Module):
                              f"frames multiples of {SIZE_MULTIPLE})")
         current = normalize(frame_1_8)
         flow = self.flow(current, normalize(prev_frame_1_8))
-        warped = backward_warp(prev_logits_1_8, flow)
+        warped = backward_warp(prev_logits_1_8, flow, self.cfg.warp_padding)
         return self.gsv(warped, current)
 
     def keyframe_parameters(self) -> Iterator[nn.Parameter]:

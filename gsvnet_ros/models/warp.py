@@ -53,8 +53,9 @@ def _grid_in_graph(flow: torch.Tensor) -> torch.Tensor:
     return torch.cat((gx, gy), dim=1).permute(0, 2, 3, 1)
 
 
-def backward_warp(tensor: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """out(c, y, x) = in(c, y + v(y, x), x + u(y, x)), bilinear, zeros outside (paper Eq. 1).
+def backward_warp(tensor: torch.Tensor, flow: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """out(c, y, x) = in(c, y + v(y, x), x + u(y, x)), bilinear (paper Eq. 1); outside the frame
+    zeros (`padding="zeros"`) or the nearest edge value (`"border"`).
 
     tensor: (B, C, h, w); flow: (B, 2, h, w) in pixels of that grid, channel 0 = u (x), 1 = v (y).
     grid_sample with align_corners=True, so pixel centres sit at -1 .. 1. Inputs are never modified.
@@ -68,5 +69,7 @@ def backward_warp(tensor: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                              f"same h, w; got {tuple(tensor.shape)} and {tuple(flow.shape)}")
         base, scale = base_grid(int(flow.shape[-2]), int(flow.shape[-1]), flow.device, flow.dtype)
         grid = base + flow.permute(0, 2, 3, 1) * scale
-    return F.grid_sample(tensor, grid.to(tensor.dtype), mode="bilinear", padding_mode="zeros",
+    if padding not in ("zeros", "border"):
+        raise ValueError(f"backward_warp: padding must be 'zeros' or 'border', got {padding!r}")
+    return F.grid_sample(tensor, grid.to(tensor.dtype), mode="bilinear", padding_mode=padding,
                          align_corners=True)

@@ -26,6 +26,37 @@ def test_integer_flow_is_an_exact_shift_in_the_interior():
     assert torch.count_nonzero(out[:, :, :, -2:].abs() > 1e-6) == 0
 
 
+def test_border_padding_repeats_the_edge_where_zeros_padding_gives_zeros():
+    x = torch.randn(1, 3, 10, 12)
+    flow = torch.zeros(1, 2, 10, 12)
+    flow[:, 0] = 2.0  # the last two columns sample beyond the right edge
+    out = backward_warp(x, flow, "border")
+    assert torch.allclose(out[..., :-2], backward_warp(x, flow)[..., :-2], atol=1e-6)
+    assert torch.allclose(out[..., -2:], x[..., -1:].expand(-1, -1, -1, 2), atol=1e-5)
+    with pytest.raises(ValueError, match="'zeros' or 'border'"):
+        backward_warp(x, flow, "reflection")
+
+
+def test_the_model_warps_with_its_configured_padding(monkeypatch):
+    from gsvnet_ros.config import ModelConfig
+    from gsvnet_ros.models import gsvnet as gsvnet_module
+    from gsvnet_ros.models.build import build_gsvnet
+
+    used = []
+
+    def spy(tensor, flow, padding="zeros"):
+        used.append(padding)
+        return backward_warp(tensor, flow, padding)
+
+    monkeypatch.setattr(gsvnet_module, "backward_warp", spy)
+    for padding in ("zeros", "border"):
+        model = build_gsvnet(ModelConfig(warp_padding=padding)).eval()
+        with torch.no_grad():
+            model.propagate_forward(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8),
+                                    torch.randn(1, 19, 8, 8))
+    assert used == ["zeros", "border"]
+
+
 def test_fractional_flow_interpolates_bilinearly():
     x = torch.arange(16.0).view(1, 1, 4, 4)
     flow = torch.full((1, 2, 4, 4), 0.5)
@@ -61,8 +92,12 @@ def test_mismatched_shapes_are_rejected():
 
 
 class _Warp(torch.nn.Module):
+    def __init__(self, padding="zeros"):
+        super().__init__()
+        self.padding = padding
+
     def forward(self, x, flow):
-        return backward_warp(x, flow)
+        return backward_warp(x, flow, self.padding)
 
 
 def test_traced_warp_keeps_dynamic_size():
@@ -73,19 +108,20 @@ def test_traced_warp_keeps_dynamic_size():
     assert torch.allclose(traced(x, flow), backward_warp(x, flow), atol=1e-5)
 
 
-def test_onnx_export_opset17_matches_eager():
+@pytest.mark.parametrize("padding", ["zeros", "border"])
+def test_onnx_export_opset17_matches_eager(padding):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Warp(), (torch.randn(1, 3, 6, 8), torch.randn(1, 2, 6, 8)), buf, opset_version=17,
+        torch.onnx.export(_Warp(padding), (torch.randn(1, 3, 6, 8), torch.randn(1, 2, 6, 8)), buf, opset_version=17,
                           dynamo=False, input_names=["x", "flow"],
                           dynamic_axes={"x": {2: "h", 3: "w"}, "flow": {2: "h", 3: "w"}})
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     x, flow = torch.randn(1, 3, 10, 12), torch.randn(1, 2, 10, 12) * 3
     out = sess.run(None, {"x": x.numpy(), "flow": flow.numpy()})[0]
-    assert torch.allclose(torch.from_numpy(out), backward_warp(x, flow), atol=1e-4)
+    assert torch.allclose(torch.from_numpy(out), backward_warp(x, flow, padding), atol=1e-4)
 
 
 def test_grid_made_in_inference_mode_is_not_reused_for_training():
