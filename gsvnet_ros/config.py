@@ -55,6 +55,10 @@ class ModelConfig:
     # What the warp (Eq. 1) samples outside the frame: "zeros" (all-zero logits, whose argmax is
     # class 0) or "border" (the nearest edge logits, as a camera moving forward sees the edge go on).
     warp_padding: Literal["zeros", "border"] = "zeros"
+    # Backward flow at 1/8: the flow net O (paper Sec. 3.3) or OpenCV's DIS on the host CPU
+    # (models/dis_flow.py), with its preset.
+    flow: Literal["learned", "dis"] = "learned"
+    dis_preset: Literal["ultrafast", "fast", "medium"] = "fast"
 
     def __post_init__(self) -> None:
         _check_range(self.num_classes, NUM_CLASSES_RANGE, "model.num_classes")

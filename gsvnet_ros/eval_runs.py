@@ -58,12 +58,13 @@ class EvalPlan:
     timing_frames: int = 30
     runtime: RuntimeConfig = RuntimeConfig()
     warp_padding: str = "zeros"  # ModelConfig.warp_padding of every GSVNet row
+    flow: str = "learned"  # ModelConfig.flow of every GSVNet row: learned | dis
 
 
 def _config(files: ModelFiles, plan: EvalPlan, scale: float, variant: Optional[str]) -> GSVNetConfig:
     changes = VARIANTS[variant][0] if variant is not None else {}
     model = ModelConfig(keyframe_net=files.keyframe_net, keyframe_scale=scale,
-                        warp_padding=plan.warp_padding, **changes)
+                        warp_padding=plan.warp_padding, flow=plan.flow, **changes)
     runtime = dataclasses.replace(
         plan.runtime, keyframe_weights=str(files.keyframe),
         propagation_weights=str(files.propagation[variant]) if variant is not None else None)

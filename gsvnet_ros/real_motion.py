@@ -31,6 +31,7 @@ from .data.errors import DatasetLayoutError
 from .flow_oracle import warp_labels
 from .labels import IGNORE_INDEX
 from .metrics import DistanceConfusion, as_percent
+from .models.dis_flow import make_dis
 from .models.gsvnet import GSVNet
 from .models.preprocess import normalize
 
@@ -41,9 +42,6 @@ __all__ = ["FlowFn", "grid_1_8", "learned_flow", "dis_flow", "zero_flow", "read_
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 CAMVID_CLASSES = 11
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
 def grid_1_8(height: int, width: int) -> tuple[int, int]:
@@ -85,9 +83,7 @@ def learned_flow(model: GSVNet) -> FlowFn:
 
 def dis_flow(preset: str = "fast", at_1_8: bool = True) -> FlowFn:
     """OpenCV's DIS optical flow on grey levels, on the 1/8 grid or at full resolution."""
-    if preset not in DIS_PRESETS:
-        raise ValueError(f"DIS preset {preset!r}: expected one of {', '.join(DIS_PRESETS)}")
-    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    dis = make_dis(preset)
 
     def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         height, width = a.shape[:2]

@@ -26,6 +26,7 @@ __all__ = [
     "default_cache_dir",
     "model_fingerprint",
     "export_part",
+    "propagation_input_names",
     "cached_export",
     "prune_cache",
     "DEFAULT_CACHE_MAX_MB",
@@ -65,6 +66,25 @@ class _PropagationGraph(nn.Module):
         return self.model.propagate_forward(frame_1_8, prev_frame_1_8, prev_logits_1_8)
 
 
+class _PropagationGivenFlowGraph(nn.Module):
+    """(frame_1_8, flow_1_8, prev_logits_1_8) -> logits_1_8: warp and GSV fusion, for model.flow: dis
+    (DIS runs on the host, so the flow is an input)."""
+
+    def __init__(self, model: GSVNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame_1_8: torch.Tensor, flow_1_8: torch.Tensor,
+                prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        return self.model.propagate_with_flow(frame_1_8, flow_1_8, prev_logits_1_8)
+
+
+def propagation_input_names(model: GSVNet) -> list[str]:
+    """The propagation graph's inputs: the previous frame, or the host's flow for model.flow: dis."""
+    second = "flow_1_8" if model.cfg.flow == "dis" else "prev_frame_1_8"
+    return ["frame_1_8", second, "prev_logits_1_8"]
+
+
 def default_cache_dir() -> Path:
     """~/.cache/gsvnet_ros/onnx, or $XDG_CACHE_HOME/gsvnet_ros/onnx."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -86,18 +106,21 @@ def _example_inputs(model: GSVNet, part: str, height: int, width: int) -> tuple[
     if part == "keyframe":
         return (torch.rand(1, 3, height, width),)
     h8, w8 = height // 8, width // 8
-    return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8),
-            torch.randn(1, model.num_classes, h8, w8))
+    second = torch.randn(1, 2, h8, w8) if model.cfg.flow == "dis" else torch.rand(1, 3, h8, w8)
+    return (torch.rand(1, 3, h8, w8), second, torch.randn(1, model.num_classes, h8, w8))
 
 
 def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -> None:
     """Write the ONNX graph of one part for frames of height x width to `path` (atomically)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
-    graph = _KeyframeGraph(model) if part == "keyframe" else _PropagationGraph(model)
+    if part == "keyframe":
+        graph, names = _KeyframeGraph(model), ["frame"]
+    else:
+        graph = _PropagationGivenFlowGraph(model) if model.cfg.flow == "dis" else _PropagationGraph(model)
+        names = propagation_input_names(model)
     graph = graph.eval().to("cpu", torch.float32)
     inputs = _example_inputs(model, part, height, width)
-    names = ["frame"] if part == "keyframe" else ["frame_1_8", "prev_frame_1_8", "prev_logits_1_8"]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)

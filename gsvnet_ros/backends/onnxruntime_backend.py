@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, GSVNetConfig, RuntimeConfig
+from ..models.dis_flow import dis_flow_1_8
 from ..models.gsvnet import GSVNet
 from .base import Backend
 from .onnx_export import (DEFAULT_CACHE_MAX_MB, PARTS, PRECISIONS, cached_export, default_cache_dir,
@@ -175,7 +176,12 @@ class OnnxRuntimeBackend(Backend):
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
                   prev_logits_1_8: torch.Tensor) -> torch.Tensor:
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
-        feeds = {"frame_1_8": self._numpy(frame_1_8), "prev_frame_1_8": self._numpy(prev_frame_1_8),
+        if self.model.cfg.flow == "dis":  # DIS on the host; the graph takes the flow as input
+            cfg = self.model.cfg
+            second = {"flow_1_8": self._numpy(dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset))}
+        else:
+            second = {"prev_frame_1_8": self._numpy(prev_frame_1_8)}
+        feeds = {"frame_1_8": self._numpy(frame_1_8), **second,
                  "prev_logits_1_8": self._numpy(prev_logits_1_8)}
         (logits,) = self.session("propagation", height, width).run(None, feeds)
         return torch.from_numpy(logits)

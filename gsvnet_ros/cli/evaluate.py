@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="onnxruntime backend: int8 = the statically quantized keyframe graph")
     parser.add_argument("--warp-padding", choices=("zeros", "border"), default="zeros",
                         help="what the warp samples outside the frame (model.warp_padding)")
+    parser.add_argument("--flow", choices=("learned", "dis"), default="learned",
+                        help="flow of the propagation step: the flow net O or OpenCV DIS (model.flow)")
     return parser
 
 
@@ -68,7 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
                                               threads=args.threads, onnx_precision=args.onnx_precision),
-                        warp_padding=args.warp_padding)
+                        warp_padding=args.warp_padding, flow=args.flow)
     except ConfigError as exc:
         return fail(str(exc))
     limit = args.snippets

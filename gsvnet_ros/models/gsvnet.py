@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import ModelConfig
+from .dis_flow import dis_flow_1_8
 from .flownet import FlowNetHFFB
 from .gsv import GuidedSpatiallyVaryingConv
 from .preprocess import normalize, resize_to_scale
@@ -69,7 +70,8 @@ class GSVNet(nn.Module):
                           prev_logits_1_8: torch.Tensor) -> torch.Tensor:
         """One non-keyframe step: frames float RGB [0, 1] at 1/8, previous logits at 1/8 -> logits at 1/8.
 
-        flow = O(cat(I_t, I_{t-1})); S^- = warp(S_{t-1}, flow) (Eq. 1); S_t = GSV(S^-, I_t) (Eq. 2).
+        flow = O(cat(I_t, I_{t-1})) (or DIS, model.flow); S^- = warp(S_{t-1}, flow) (Eq. 1);
+        S_t = GSV(S^-, I_t) (Eq. 2).
         """
         _check_batch("propagate_forward frame_1_8", frame_1_8, 3)
         _check_batch("propagate_forward prev_frame_1_8", prev_frame_1_8, 3)
@@ -85,9 +87,23 @@ class GSVNet(nn.Module):
                              f"supported: h and w must be positive multiples of 4 (full-resolution "
                              f"frames multiples of {SIZE_MULTIPLE})")
         current = normalize(frame_1_8)
-        flow = self.flow(current, normalize(prev_frame_1_8))
-        warped = backward_warp(prev_logits_1_8, flow, self.cfg.warp_padding)
-        return self.gsv(warped, current)
+        if self.cfg.flow == "dis":
+            flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, self.cfg.dis_preset)
+        else:
+            flow = self.flow(current, normalize(prev_frame_1_8))
+        return self._warp_and_correct(current, flow, prev_logits_1_8)
+
+    def propagate_with_flow(self, frame_1_8: torch.Tensor, flow_1_8: torch.Tensor,
+                            prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        """The non-keyframe step with the flow given (DIS computed on the host): warp + GSV."""
+        _check_batch("propagate_with_flow frame_1_8", frame_1_8, 3)
+        _check_batch("propagate_with_flow flow_1_8", flow_1_8, 2)
+        return self._warp_and_correct(normalize(frame_1_8), flow_1_8, prev_logits_1_8)
+
+    def _warp_and_correct(self, current: torch.Tensor, flow: torch.Tensor,
+                          prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        warped = backward_warp(prev_logits_1_8, flow, self.cfg.warp_padding)  # Eq. 1
+        return self.gsv(warped, current)  # Eq. 2
 
     def keyframe_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the image net N (trained first, frozen while training propagation)."""

@@ -1,0 +1,59 @@
+"""OpenCV's DIS optical flow on the 1/8 grid: the classical alternative to the flow net O.
+
+DIS (Kroeger et al., ECCV 2016) runs on the host CPU on grey levels, so it is computed outside the
+networks: the propagation step then takes the flow as an input (GSVNet.propagate_forward(flow=...),
+the ONNX "propagation_given_flow" graph). Same convention as O: backward flow from frame t to t-1 in
+pixels of the 1/8 grid, channel 0 = u (x), 1 = v (y), so that warp(S_{t-1}, flow) aligns with t.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DIS_PRESETS", "dis_flow_1_8", "make_dis"]
+
+DIS_PRESETS = ("ultrafast", "fast", "medium")  # cv2.DISOPTICAL_FLOW_PRESET_<NAME>
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, what cv2.COLOR_RGB2GRAY uses
+_local = threading.local()  # one DIS object per thread and preset (they hold per-call buffers)
+
+
+def make_dis(preset: str) -> Any:
+    """A new cv2.DISOpticalFlow with one of DIS_PRESETS (OpenCV imported only when DIS is used)."""
+    if preset not in DIS_PRESETS:
+        raise ValueError(f"DIS preset {preset!r}: expected one of {', '.join(DIS_PRESETS)}")
+    import cv2
+
+    return cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+
+
+def _dis(preset: str) -> Any:
+    cache = getattr(_local, "dis", None)
+    if cache is None:
+        cache = _local.dis = {}
+    if preset not in cache:
+        cache[preset] = make_dis(preset)
+    return cache[preset]
+
+
+def _grey_u8(frames_1_8: torch.Tensor) -> np.ndarray:
+    """(B, 3, h, w) float RGB in [0, 1] -> (B, h, w) uint8 grey levels, on the CPU."""
+    weights = torch.tensor(_LUMA, dtype=torch.float32, device=frames_1_8.device).view(1, 3, 1, 1)
+    grey = (frames_1_8.detach().float() * weights).sum(1).mul_(255.0).round_().clamp_(0, 255)
+    return np.ascontiguousarray(grey.to(torch.uint8).cpu().numpy())
+
+
+def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: str = "fast"
+                 ) -> torch.Tensor:
+    """Backward flow I_t -> I_{t-1} at 1/8 by DIS: (B, 3, h, w) frames in [0, 1] -> (B, 2, h, w)
+    float32 on the frames' device. cv2 gives d with I_t(x) ~ I_{t-1}(x + d): the warp's convention.
+    No gradient flows through it."""
+    if frame_1_8.dim() != 4 or frame_1_8.shape[1] != 3 or prev_frame_1_8.shape != frame_1_8.shape:
+        raise ValueError(f"dis_flow_1_8: expected two (B, 3, h, w) frames of one shape, got "
+                         f"{tuple(frame_1_8.shape)} and {tuple(prev_frame_1_8.shape)}")
+    dis = _dis(preset)
+    current, previous = _grey_u8(frame_1_8), _grey_u8(prev_frame_1_8)
+    flows = np.stack([dis.calc(current[i], previous[i], None) for i in range(len(current))])
+    return torch.from_numpy(flows).permute(0, 3, 1, 2).to(frame_1_8.device)

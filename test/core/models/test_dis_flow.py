@@ -1,0 +1,80 @@
+"""model.flow: dis — OpenCV DIS on the host instead of the flow net, in torch and ONNX Runtime."""
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from gsvnet_ros.config import ConfigError, load_config
+from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.dis_flow import dis_flow_1_8
+
+
+def _texture(height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((height // 4, width // 4, 3)).astype(np.float32)
+    return cv2.GaussianBlur(cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC), (0, 0), 1.5)
+
+
+def _tensor(rgb):
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].clamp(0, 1)
+
+
+def test_dis_flow_is_backward_and_batched():
+    """frame(x) = prev(x + (3, -2)) on the 1/8 grid: DIS gives about (3, -2) inside, per sample."""
+    prev = _texture(64, 96)
+    frame = np.roll(prev, shift=(2, -3), axis=(0, 1))  # frame(y, x) = prev(y - 2, x + 3)
+    frames = torch.cat([_tensor(frame), _tensor(prev)])
+    prevs = torch.cat([_tensor(prev), _tensor(prev)])
+    flow = dis_flow_1_8(frames, prevs, "medium")
+    assert flow.shape == (2, 2, 64, 96) and flow.dtype == torch.float32
+    inner = flow[0, :, 16:-16, 16:-16].reshape(2, -1).median(dim=1).values
+    assert torch.allclose(inner, torch.tensor([3.0, -2.0]), atol=0.5)
+    assert flow[1].abs().max() < 0.1  # identical frames: no motion
+    with pytest.raises(ValueError, match="expected two"):
+        dis_flow_1_8(frames, prevs[:1])
+
+
+def test_config_accepts_dis_and_names_the_choices_otherwise():
+    cfg = load_config("config/swiftnet_r18.yaml", {"model": {"flow": "dis", "dis_preset": "ultrafast"}})
+    assert (cfg.model.flow, cfg.model.dis_preset) == ("dis", "ultrafast")
+    with pytest.raises(ConfigError, match=r"model\.flow.*'learned', 'dis'"):
+        load_config(None, {"model": {"flow": "farneback"}})
+
+
+def _pair(flow):
+    torch.manual_seed(0)
+    cfg = load_config("config/swiftnet_r18.yaml")
+    return build_gsvnet(dataclasses.replace(cfg.model, flow=flow)).eval()
+
+
+def test_dis_model_warps_with_the_host_flow_and_not_the_flow_net():
+    model = _pair("dis")
+    frame, prev = _tensor(np.roll(_texture(32, 64), 2, axis=1)), _tensor(_texture(32, 64))
+    logits = torch.randn(1, 19, 32, 64)
+    with torch.no_grad():
+        model.flow_net.to_flow.bias.fill_(5.0)  # would move everything if the flow net were used
+        out = model.propagate_forward(frame, prev, logits)
+        expected = model.propagate_with_flow(frame, dis_flow_1_8(frame, prev), logits)
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("flow", ["learned", "dis"])
+def test_onnx_runtime_matches_torch(flow, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    model = _pair(flow)
+    frame, prev = _tensor(np.roll(_texture(32, 64), 2, axis=1)), _tensor(_texture(32, 64))
+    logits = torch.randn(1, 19, 32, 64)
+    with torch.no_grad():
+        expected = model.propagate_forward(frame, prev, logits)
+    backend = OnnxRuntimeBackend(model, threads=1, cache_dir=str(tmp_path))
+    out = backend.propagate(frame, prev, logits)
+    assert torch.allclose(out, expected, atol=1e-4)
+    graph = backend.graph_path("propagation", 256, 512)
+    import onnx
+
+    names = [i.name for i in onnx.load(str(graph)).graph.input]
+    assert names[1] == ("flow_1_8" if flow == "dis" else "prev_frame_1_8")
