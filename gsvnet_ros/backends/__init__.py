@@ -25,10 +25,11 @@ def build_model(cfg: GSVNetConfig):
     """The GSVNet of `cfg.model` with `cfg.runtime` weight files loaded (untrained where none given).
 
     A keyframe + propagation pair must be one the propagation file was trained with
-    (models.weights.check_lineage; runtime.allow_mismatched_weights turns that into a warning).
+    (models.weights.check_lineage), trained with the configured flow (check_flow);
+    runtime.allow_mismatched_weights turns either into a warning.
     """
     from ..models.build import build_gsvnet
-    from ..models.weights import check_lineage, load_weights
+    from ..models.weights import check_flow, check_lineage, load_weights
 
     model = build_gsvnet(cfg.model)
     runtime = cfg.runtime
@@ -36,6 +37,8 @@ def build_model(cfg: GSVNetConfig):
         load_weights(model, runtime.keyframe_weights, part="keyframe")
     if runtime.propagation_weights:
         meta = load_weights(model, runtime.propagation_weights, part="propagation")
+        check_flow(runtime.propagation_weights, meta, cfg.model.flow,
+                   allow_mismatch=runtime.allow_mismatched_weights)
         if runtime.keyframe_weights:  # a pair: the propagation file must be the keyframe file's
             check_lineage(runtime.keyframe_weights, runtime.propagation_weights, meta,
                           allow_mismatch=runtime.allow_mismatched_weights)

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="what the warp samples outside the frame (model.warp_padding)")
     parser.add_argument("--flow", choices=("learned", "dis"), default="learned",
                         help="flow of the propagation step: the flow net O or OpenCV DIS (model.flow)")
+    parser.add_argument("--allow-mismatched-weights", action="store_true",
+                        help="use propagation files trained with another flow or keyframe file "
+                             "(runtime.allow_mismatched_weights; a warning instead of an error)")
     return parser
 
 
@@ -69,7 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "propagation_<net>.pt (see models/MODEL_CARD.md)")
     try:
         plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
-                                              threads=args.threads, onnx_precision=args.onnx_precision),
+                                              threads=args.threads, onnx_precision=args.onnx_precision,
+                                              allow_mismatched_weights=args.allow_mismatched_weights),
                         warp_padding=args.warp_padding, flow=args.flow)
     except ConfigError as exc:
         return fail(str(exc))

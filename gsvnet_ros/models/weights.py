@@ -15,7 +15,7 @@ import torch.nn as nn
 
 __all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
            "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
-           "load_weights", "load_resnet_trunk", "check_lineage"]
+           "load_weights", "load_resnet_trunk", "check_lineage", "check_flow"]
 
 FORMAT = "gsvnet_ros.weights"
 FORMAT_VERSION = 1
@@ -286,3 +286,25 @@ def check_lineage(keyframe_path: str | os.PathLike, propagation_path: str | os.P
     _log.warning("%s; loading them anyway (runtime.allow_mismatched_weights: true): expect worse "
                  "masks between keyframes", message)
     return False
+
+
+def check_flow(propagation_path: str | os.PathLike, propagation_meta: Mapping[str, Any], flow: str,
+               *, allow_mismatch: bool = False) -> bool:
+    """Was the propagation file trained with the configured flow (model.flow)? True when it was.
+
+    phi and G learn to correct one flow's errors (the flow net's, or DIS's): the other flow gives
+    quietly worse masks. Files written before model.flow existed record none: trained with the net.
+    A mismatch is a WeightsMismatchError, or with `allow_mismatch` a logged warning and False.
+    """
+    config = propagation_meta.get("config")
+    trained = config.get("flow", "learned") if isinstance(config, Mapping) else "learned"
+    if trained == flow:
+        return True
+    message = (f"propagation weights {Path(propagation_path)} were trained with model.flow: "
+               f"{_show(trained)}, but the config says model.flow: {flow}")
+    if not allow_mismatch:
+        raise WeightsMismatchError(f"{message}; expected the flow they were trained with, or "
+                                   "runtime.allow_mismatched_weights: true to use them anyway")
+    _log.warning("%s; loading them anyway (runtime.allow_mismatched_weights: true)", message)
+    return False
+

@@ -274,6 +274,33 @@ def test_build_model_refuses_a_mismatched_pair_unless_allowed(tmp_path, caplog):
     assert "key_b.pt" in caplog.text
 
 
+def test_propagation_weights_are_used_only_with_the_flow_they_were_trained_with(tmp_path, caplog):
+    from gsvnet_ros.backends import build_model
+    from gsvnet_ros.config import load_config
+
+    torch.manual_seed(0)
+    paths = {}
+    for flow in ("learned", "dis"):
+        src = GSVNet(ModelConfig(num_classes=3, flow=flow))
+        paths[flow] = save_weights(part_state_dict(src, "propagation"), tmp_path / f"{flow}.pt",
+                                   meta=weights_meta(src, "propagation"))
+
+    def build(flow, trained, **runtime):
+        return build_model(load_config(None, {"model": {"num_classes": 3, "flow": flow}, "runtime": {
+            "propagation_weights": str(paths[trained]), **runtime}}))
+
+    build("dis", "dis")
+    build("learned", "learned")
+    with pytest.raises(WeightsMismatchError, match=r"dis\.pt were trained with model\.flow: 'dis', but "
+                                                   r"the config says model\.flow: learned"):
+        build("learned", "dis")
+    with pytest.raises(WeightsMismatchError, match="model.flow: 'learned'"):
+        build("dis", "learned")
+    with caplog.at_level("WARNING"):
+        build("dis", "learned", allow_mismatched_weights=True)
+    assert "loading them anyway" in caplog.text
+
+
 def test_shipped_propagation_files_name_their_keyframe_file():
     from pathlib import Path
 
