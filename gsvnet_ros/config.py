@@ -52,9 +52,10 @@ class ModelConfig:
     edge: Literal["binary", "sigmoid"] = "binary"
     # Table 4 ablation: without the intra-frame net phi the guide sees only the edge map.
     use_intra: bool = True
-    # What the warp (Eq. 1) samples outside the frame: "zeros" (all-zero logits, whose argmax is
-    # class 0) or "border" (the nearest edge logits, as a camera moving forward sees the edge go on).
-    warp_padding: Literal["zeros", "border"] = "zeros"
+    # What the warp (Eq. 1) samples outside the frame: "border" (the nearest edge logits, as a
+    # camera moving forward sees the edge go on) or "zeros" (all-zero logits, whose argmax is class 0,
+    # road: what the shipped nets were trained with; no difference on val-60, README).
+    warp_padding: Literal["zeros", "border"] = "border"
     # Backward flow at 1/8: the flow net O (paper Sec. 3.3) or OpenCV's DIS on the host CPU
     # (models/dis_flow.py), with its preset.
     flow: Literal["learned", "dis"] = "learned"

@@ -57,8 +57,8 @@ class EvalPlan:
     keyframe_scale: float = 0.75
     timing_frames: int = 30
     runtime: RuntimeConfig = RuntimeConfig()
-    warp_padding: str = "zeros"  # ModelConfig.warp_padding of every GSVNet row
-    flow: str = "learned"  # ModelConfig.flow of every GSVNet row: learned | dis
+    warp_padding: str = ModelConfig.warp_padding  # of every GSVNet row: border | zeros
+    flow: str = ModelConfig.flow  # of every GSVNet row: learned | dis
 
 
 def _config(files: ModelFiles, plan: EvalPlan, scale: float, variant: Optional[str]) -> GSVNetConfig:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from ..backends import choose_backend
-from ..config import ConfigError, GSVNetConfig, RuntimeConfig
+from ..config import ConfigError, GSVNetConfig, ModelConfig, RuntimeConfig
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
 from ..eval_report import plot_accuracy_throughput, write_json, write_markdown
 from ..eval_runs import VARIANTS, EvalPlan, find_model_files, run_all
@@ -39,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="fp32",
                         help="onnxruntime backend: int8 = the statically quantized keyframe graph")
-    parser.add_argument("--warp-padding", choices=("zeros", "border"), default="zeros",
+    parser.add_argument("--warp-padding", choices=("zeros", "border"), default=ModelConfig.warp_padding,
                         help="what the warp samples outside the frame (model.warp_padding)")
-    parser.add_argument("--flow", choices=("learned", "dis"), default="learned",
+    parser.add_argument("--flow", choices=("learned", "dis"), default=ModelConfig.flow,
                         help="flow of the propagation step: the flow net O or OpenCV DIS (model.flow)")
     parser.add_argument("--allow-mismatched-weights", action="store_true",
                         help="use propagation files trained with another flow or keyframe file "
