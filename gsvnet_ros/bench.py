@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .models.gsvnet import GSVNet
 from .models.preprocess import downsample_1_8, normalize
+from .models.dis_flow import dis_flow_1_8
 from .models.warp import backward_warp
 from .output_stage import LabelUpsampler
 from .stream import VideoSegmenter
@@ -122,11 +123,14 @@ def propagation_breakdown(model: GSVNet, height: int, width: int, repeats: int =
     with torch.inference_mode():
         current, previous = normalize(frame_1_8), normalize(frame_1_8.flip(-1))
         flow = model.flow(current, previous)
-        warped = backward_warp(logits, flow)
+        padding = model.cfg.warp_padding
+        warped = backward_warp(logits, flow, padding)
         stages = {
             "downsample_1_8": median_ms(lambda: downsample_1_8(frame), repeats),
             "flow_net": median_ms(lambda: model.flow(current, previous), repeats),
-            "warp": median_ms(lambda: backward_warp(logits, flow), repeats),
+            f"DIS {model.cfg.dis_preset} (host, model.flow: dis)": median_ms(
+                lambda: dis_flow_1_8(frame_1_8, frame_1_8.flip(-1), model.cfg.dis_preset), repeats),
+            f"warp ({padding})": median_ms(lambda: backward_warp(logits, flow, padding), repeats),
             "gsv (intra, edge, guide, fusion)": median_ms(lambda: model.gsv(warped, current), repeats),
             "output, random logits (worst case)": median_ms(lambda: upsampler(logits[0]), repeats),
         }
@@ -182,6 +186,8 @@ def onnx_time_by_op(graph_path: Path, feeds: dict[str, np.ndarray], threads: int
     with tempfile.TemporaryDirectory(prefix="gsvnet-ort-profile-") as work:
         session = ort.InferenceSession(str(graph_path), session_options(threads, str(Path(work) / "ort")),
                                        providers=["CPUExecutionProvider"])
+        used = {node.name for node in session.get_inputs()}
+        feeds = {name: value for name, value in feeds.items() if name in used}
         for _ in range(warmup + runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())

@@ -183,5 +183,8 @@ class OnnxRuntimeBackend(Backend):
             second = {"prev_frame_1_8": self._numpy(prev_frame_1_8)}
         feeds = {"frame_1_8": self._numpy(frame_1_8), **second,
                  "prev_logits_1_8": self._numpy(prev_logits_1_8)}
-        (logits,) = self.session("propagation", height, width).run(None, feeds)
+        session = self.session("propagation", height, width)
+        # The exporter drops inputs a graph does not use (with DIS and no phi, the frame itself).
+        used = {node.name for node in session.get_inputs()}
+        (logits,) = session.run(None, {name: value for name, value in feeds.items() if name in used})
         return torch.from_numpy(logits)

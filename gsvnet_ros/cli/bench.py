@@ -14,6 +14,7 @@ import torch
 
 from .. import bench
 from ..backends import build_backend, build_model
+from ..models.dis_flow import dis_flow_1_8
 from ..stream import VideoSegmenter
 from .common import add_config_arguments, config_from_args, fail, interruptible, parse_size
 
@@ -63,6 +64,9 @@ def graph_time_by_op(backend, frames, threads: int) -> dict[str, dict[str, float
     feeds = {"keyframe": {"frame": host(full)},
              "propagation": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8),
                              "prev_logits_1_8": host(logits)}}
+    if backend.model.cfg.flow == "dis":  # that graph takes DIS's flow instead of the previous frame
+        feeds["propagation"]["flow_1_8"] = host(dis_flow_1_8(second_1_8, first_1_8,
+                                                             backend.model.cfg.dis_preset))
     return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds, threads)
             for part, part_feeds in feeds.items()}
 

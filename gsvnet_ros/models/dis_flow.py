@@ -53,6 +53,8 @@ def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: 
     if frame_1_8.dim() != 4 or frame_1_8.shape[1] != 3 or prev_frame_1_8.shape != frame_1_8.shape:
         raise ValueError(f"dis_flow_1_8: expected two (B, 3, h, w) frames of one shape, got "
                          f"{tuple(frame_1_8.shape)} and {tuple(prev_frame_1_8.shape)}")
+    if frame_1_8.is_meta:  # shape-only runs (GMAC counting): DIS is host code, not network MACs
+        return frame_1_8.new_zeros((frame_1_8.shape[0], 2, *frame_1_8.shape[-2:]))
     dis = _dis(preset)
     current, previous = _grey_u8(frame_1_8), _grey_u8(prev_frame_1_8)
     flows = np.stack([dis.calc(current[i], previous[i], None) for i in range(len(current))])
