@@ -98,7 +98,8 @@ def target_checks(results: dict) -> list[tuple[str, str, str, Optional[bool]]]:
     """
     rows, checks = results["rows"], []
     nets = list(dict.fromkeys(r["keyframe_net"] for r in rows))
-    ablation = next((r["variant"] for r in rows if r.get("variant") not in (None, "GSVNet")), None)
+    ablation = next((r["variant"] for r in rows if r.get("variant") not in (None, "GSVNet")
+                     and "intra" in r["variant"]), None)  # the no-phi ablation (Table 4)
     for net in nets:
         per_frame = {s: _row(rows, net, s, 1, None) for s in (0.75, 0.5)}
         gsv = {l: _row(rows, net, 0.75, l, "GSVNet") for l in (4, 5)}

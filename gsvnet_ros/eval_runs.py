@@ -24,6 +24,7 @@ VARIANTS = {
     "": ({}, "GSVNet"),
     "_nointra": ({"use_intra": False}, "without intra features (Table 4)"),
     "_learned": ({"learnable_kernels": True}, "learned kernels (Table A5)"),
+    "_dis": ({"flow": "dis"}, "OpenCV DIS flow (model.flow: dis)"),
 }
 
 
@@ -63,8 +64,8 @@ class EvalPlan:
 
 def _config(files: ModelFiles, plan: EvalPlan, scale: float, variant: Optional[str]) -> GSVNetConfig:
     changes = VARIANTS[variant][0] if variant is not None else {}
-    model = ModelConfig(keyframe_net=files.keyframe_net, keyframe_scale=scale,
-                        warp_padding=plan.warp_padding, flow=plan.flow, **changes)
+    switches = {"warp_padding": plan.warp_padding, "flow": plan.flow, **changes}
+    model = ModelConfig(keyframe_net=files.keyframe_net, keyframe_scale=scale, **switches)
     runtime = dataclasses.replace(
         plan.runtime, keyframe_weights=str(files.keyframe),
         propagation_weights=str(files.propagation[variant]) if variant is not None else None)
