@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): setup.py setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,batch]"
 	touch $(STAMP)
 
 # Test-only: real ROS 2 Jazzy wheels (rclpy, Fast DDS, messages) for the ROS-layer tests.

@@ -32,7 +32,9 @@ setup(
         "onnxruntime>=1.17",
         "torch>=2.1",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # batch: `gsvnet-bag batch` runs on Ray (a local instance or a cluster); optional, imported
+    # only by gsvnet_ros.bag.batch when a batch runs.
+    extras_require={"test": ["pytest>=7"], "batch": ["ray>=2.9"]},
     zip_safe=True,
     maintainer="gsvnet_ros maintainers",
     maintainer_email="maintainers@gsvnet-ros.invalid",

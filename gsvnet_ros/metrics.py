@@ -130,6 +130,18 @@ class DistanceConfusion:
                                    f"{list(self.distances)}")
         return self._by_distance[distance].copy()
 
+    def merge(self, other: "DistanceConfusion") -> None:
+        """Add every matrix of `other` (same classes) to this one, distance by distance."""
+        if other.num_classes != self.num_classes or other.ignore_index != self.ignore_index:
+            raise MetricInputError(f"cannot merge confusions of {other.num_classes} classes "
+                                   f"(ignore {other.ignore_index}) into {self.num_classes} classes "
+                                   f"(ignore {self.ignore_index})")
+        for distance, cm in other._by_distance.items():
+            if distance in self._by_distance:
+                self._by_distance[distance] += cm
+            else:
+                self._by_distance[distance] = cm.copy()
+
     def pooled(self) -> np.ndarray:
         """One matrix summed over every distance ((C, C) zeros when nothing was added)."""
         total = np.zeros((self.num_classes, self.num_classes), np.int64)

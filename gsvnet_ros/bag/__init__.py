@@ -1,11 +1,12 @@
 """rosbag2 tools without ROS: read/write bags with `rosbags`, convert sequences, segment bags offline.
 
 Nothing here imports torch at import time; bag.segment.build_segmenter() loads it on demand.
+bag.batch (`gsvnet-bag batch`) imports Ray, the optional extra, only when a batch runs.
 """
 from .convert import ConvertOptions, ConvertSummary, convert, find_sequence_frames
 from .errors import (BagCorruptError, BagError, BagImageError, BagMetadataError, BagNotFoundError,
-                     MsgDefinitionError, NoImageTopicError, OutputExistsError, OutputPathError,
-                     SegmenterError, SourceError, TopicError)
+                     BatchError, MsgDefinitionError, NoImageTopicError, OutputExistsError,
+                     OutputPathError, SegmenterError, SourceError, TopicError)
 from .info import BagInfo, bag_info, format_info
 from .reader import BagMessage, BagReader, TopicSummary
 from .segment import SegmentOptions, SegmentResult, build_segmenter, segment_bag
@@ -22,6 +23,7 @@ __all__ = [
     "BagNotFoundError",
     "BagReader",
     "BagWriter",
+    "BatchError",
     "ConvertOptions",
     "ConvertSummary",
     "MsgDefinitionError",

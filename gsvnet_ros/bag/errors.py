@@ -14,6 +14,7 @@ __all__ = [
     "OutputPathError",
     "MsgDefinitionError",
     "SegmenterError",
+    "BatchError",
 ]
 
 
@@ -63,3 +64,8 @@ class MsgDefinitionError(BagError):
 
 class SegmenterError(BagError):
     """The segmenter cannot be built (config, weights, device) or failed on a frame."""
+
+
+class BatchError(BagError):
+    """`gsvnet-bag batch` cannot start: Ray is missing, the cluster cannot be reached, or its
+    workers cannot be placed or built."""

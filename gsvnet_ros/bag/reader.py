@@ -366,12 +366,16 @@ class BagReader:
                              "choose one with --topic")
         return images[0]
 
-    def raw_messages(self, topics: list[str] | None = None, *, check_counts: bool = True
+    def raw_messages(self, topics: list[str] | None = None, *, check_counts: bool = True,
+                     start: int | None = None, stop: int | None = None
                      ) -> Iterator[tuple[str, str, int, bytes]]:
         """(topic, msgtype, timestamp, raw CDR) in bag order; all topics when `topics` is None.
 
-        With check_counts, reading fewer messages than metadata.yaml states is a BagCorruptError.
+        Only messages with start <= timestamp < stop (ns) when either is given. With check_counts
+        (and no such window), reading fewer messages than metadata.yaml states is a BagCorruptError.
         """
+        if start is not None or stop is not None:
+            check_counts = False
         conns = [c for c in self.reader.connections if topics is None or c.topic in topics]
         expected: dict[str, int] = {}
         for conn in conns:
@@ -379,7 +383,7 @@ class BagReader:
         seen = dict.fromkeys(expected, 0)
         if not conns:
             return
-        iterator = self._storage_messages({(c.topic, c.msgtype) for c in conns})
+        iterator = self._storage_messages({(c.topic, c.msgtype) for c in conns}, start, stop)
         while True:
             try:
                 conn, timestamp, raw = next(iterator)
@@ -401,7 +405,8 @@ class BagReader:
                         f"{self.path / 'metadata.yaml'} does not match the storage: it lists {count} "
                         f"messages on {topic}, the storage files hold {seen[topic]}")
 
-    def _storage_messages(self, wanted: set[tuple[str, str]]) -> Iterator[tuple[Any, int, bytes]]:
+    def _storage_messages(self, wanted: set[tuple[str, str]], start: int | None = None,
+                          stop: int | None = None) -> Iterator[tuple[Any, int, bytes]]:
         """(connection, timestamp, raw) of the wanted (topic, type) pairs, storage file by file.
 
         rosbags' directory reader pairs metadata.yaml topics with the storage file's channels by
@@ -412,16 +417,17 @@ class BagReader:
         storages = getattr(self.reader.storage, "storages", None)
         if storages is None or self.reader.compression_mode == "message":
             conns = [c for c in self.reader.connections if (c.topic, c.msgtype) in wanted]
-            yield from self.reader.messages(connections=conns)
+            yield from self.reader.messages(connections=conns, start=start, stop=stop)
             return
         for storage in storages:
             conns = [c for c in storage.connections if (c.topic, c.msgtype) in wanted]
             if conns:
-                yield from storage.messages(conns)
+                yield from storage.messages(conns, start=start, stop=stop)
 
-    def messages(self, topics: list[str]) -> Iterator[BagMessage]:
-        """Deserialised messages of `topics` in bag order."""
-        for topic, msgtype, timestamp, raw in self.raw_messages(topics):
+    def messages(self, topics: list[str], *, start: int | None = None, stop: int | None = None
+                 ) -> Iterator[BagMessage]:
+        """Deserialised messages of `topics` in bag order (start <= timestamp < stop when given)."""
+        for topic, msgtype, timestamp, raw in self.raw_messages(topics, start=start, stop=stop):
             try:
                 msg = self.typestore.deserialize_cdr(raw, msgtype)
             except KeyError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping, NamedTuple
@@ -25,7 +25,8 @@ from .typestore import (COMPRESSED_IMAGE, IMAGE, SEGMENTATION_INFO, make_image,
                         make_segmentation_info, stamp_to_ns)
 from .writer import STORAGES, BagWriter, StagedPath
 
-__all__ = ["DEFAULT_LABELS_TOPIC", "SegmentOptions", "SegmentResult", "build_segmenter", "segment_bag"]
+__all__ = ["DEFAULT_LABELS_TOPIC", "SegmentOptions", "SegmentResult", "SegmentStats",
+           "build_segmenter", "report_from_stats", "segment_bag"]
 
 DEFAULT_LABELS_TOPIC = "/camera/labels"
 # Predictions (or labels) waiting for their partner with the same stamp; oldest dropped beyond this.
@@ -47,8 +48,21 @@ class SegmentOptions:
     overwrite: bool = False
     progress: bool = True
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # larger images (header size) are an error
+    # Time window [start_ns, end_ns) of receive timestamps to segment (None: open end); a window
+    # may hold no frame. Used by `gsvnet-bag batch` for the time chunks of a long recording.
+    start_ns: int | None = None
+    end_ns: int | None = None
+    # Called after every segmented frame with the number of frames done so far (progress of
+    # `gsvnet-bag batch`); an exception it raises aborts the run like any other (nothing is kept).
+    on_frame: Callable[[int], None] | None = field(default=None, compare=False)
+    # What the report names as its input (default: the bag): the video or sequence folder that
+    # `gsvnet-bag batch` converted into the temporary bag it segments.
+    report_source: str | None = None
 
     def __post_init__(self) -> None:
+        if self.start_ns is not None and self.end_ns is not None and self.end_ns <= self.start_ns:
+            raise ValueError(f"time window [{self.start_ns}, {self.end_ns}) ns is empty; expected "
+                             "start_ns < end_ns")
         if isinstance(self.max_image_pixels, bool) or not isinstance(self.max_image_pixels, int) \
                 or self.max_image_pixels < 1:
             raise ValueError(f"--max-image-pixels {self.max_image_pixels!r}: expected an integer "
@@ -62,6 +76,25 @@ class SegmentOptions:
             raise ValueError(f"output namespace {self.output_ns!r}: expected an absolute name")
 
 
+@dataclass
+class SegmentStats:
+    """What one run measured, before it becomes a report: runs over the time chunks of one
+    recording are merged by concatenating `log`s and adding `confusion`s (bag.chunks)."""
+
+    topic: str
+    labels_topic: str | None
+    model_name: str
+    backend: str
+    keyframe_interval: int | None
+    log: TimingLog
+    confusion: Any  # metrics.DistanceConfusion, or None without ground truth
+    frames: int = 0
+    keyframes: int = 0
+    labelled: int = 0  # ground-truth messages read
+    scored: int = 0  # of them paired with a prediction
+    wall_s: float = 0.0
+
+
 class SegmentResult(NamedTuple):
     """What segment_bag() wrote and measured."""
 
@@ -69,6 +102,7 @@ class SegmentResult(NamedTuple):
     report: dict[str, Any]
     report_path: Path | None
     overlay_path: Path | None
+    stats: SegmentStats | None = None
 
 
 def build_segmenter(config: str | Path | None = None, *, keyframe_interval: int | None = None,
@@ -203,8 +237,10 @@ def segment_bag(bag: str | Path, out: str | Path, make_segmenter: Callable[[], A
                                          alpha=options.overlay_alpha, total_frames=image.count,
                                          strip_frames=options.overlay_frames)
             with writer:
-                report = _run(reader, writer, segmenter, image.name, image.count, labels_topic,
-                              sink, options)
+                stats = _run(reader, writer, segmenter, image.name, image.count, labels_topic,
+                             sink, options)
+            source = Path(options.report_source) if options.report_source else reader.path
+            report = report_from_stats(source, writer.path, stats)
             if sink is not None:
                 sink.finish()
         if report_stage is not None:
@@ -217,12 +253,26 @@ def segment_bag(bag: str | Path, out: str | Path, make_segmenter: Callable[[], A
         for item in staged:
             item.discard()
         raise
-    return SegmentResult(out, report, options.report, options.overlay)
+    return SegmentResult(out, report, options.report, options.overlay, stats)
+
+
+def report_from_stats(bag: Path, output: Path, stats: SegmentStats) -> dict[str, Any]:
+    """The report of a run (bag.report.build_report) from its measurements."""
+    accuracy = None
+    if stats.confusion is not None and stats.labelled:
+        accuracy = accuracy_section(stats.confusion.summary(),
+                                    labels_topic=stats.labels_topic or "",
+                                    labelled_frames=stats.scored,
+                                    unmatched_labels=stats.labelled - stats.scored)
+    return build_report(bag=bag, output=output, topic=stats.topic, frames=stats.frames,
+                        keyframes=stats.keyframes, keyframe_interval=stats.keyframe_interval,
+                        model_name=stats.model_name, backend=stats.backend, log=stats.log,
+                        wall_s=stats.wall_s, accuracy=accuracy)
 
 
 def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total: int,
          labels_topic: str | None, sink: OverlaySink | None, options: SegmentOptions
-         ) -> dict[str, Any]:
+         ) -> SegmentStats:
     typestore = writer.typestore
     ns = options.output_ns.rstrip("/")
     class_topic, color_topic, info_topic = f"{ns}/class_mask", f"{ns}/color_mask", f"{ns}/info"
@@ -238,7 +288,7 @@ def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total
                     disable=None if options.progress else True)
     started = time.perf_counter()
     with progress:
-        for item in reader.messages(topics):
+        for item in reader.messages(topics, start=options.start_ns, stop=options.end_ns):
             stamp_ns = stamp_to_ns(item.msg.header.stamp)
             if item.topic == labels_topic:
                 labelled += 1
@@ -270,16 +320,15 @@ def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total
             frames += 1
             keyframes += int(result.is_keyframe)
             progress.update(1)
-    accuracy = None
-    if scorer is not None and labelled:
-        accuracy = accuracy_section(scorer.confusion.summary(), labels_topic=labels_topic or "",
-                                    labelled_frames=scorer.scored,
-                                    unmatched_labels=labelled - scorer.scored)
-    return build_report(bag=reader.path, output=writer.path, topic=topic, frames=frames,
-                        keyframes=keyframes,
-                        keyframe_interval=getattr(segmenter, "keyframe_interval", None),
-                        model_name=model_name, backend=backend, log=log,
-                        wall_s=time.perf_counter() - started, accuracy=accuracy)
+            if options.on_frame is not None:
+                options.on_frame(frames)
+    return SegmentStats(topic=topic, labels_topic=labels_topic, model_name=model_name,
+                        backend=backend,
+                        keyframe_interval=getattr(segmenter, "keyframe_interval", None), log=log,
+                        confusion=scorer.confusion if scorer is not None else None, frames=frames,
+                        keyframes=keyframes, labelled=labelled,
+                        scored=scorer.scored if scorer is not None else 0,
+                        wall_s=time.perf_counter() - started)
 
 
 def _image_msg(typestore: Any, header: Any, pixels: np.ndarray, encoding: str) -> Any:

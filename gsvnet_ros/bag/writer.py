@@ -163,6 +163,12 @@ class BagWriter:
         conn = self._connections[topic]
         self._writer.write(conn, int(timestamp_ns), self.typestore.serialize_cdr(msg, conn.msgtype))
 
+    def write_raw(self, topic: str, timestamp_ns: int, data: bytes) -> None:
+        """Write an already serialised (CDR) message of the declared topic's type, e.g. copied
+        from another bag (bag.chunks merges the time chunks of one recording this way)."""
+        assert self._writer is not None, "BagWriter is not open"
+        self._writer.write(self._connections[topic], int(timestamp_ns), data)
+
     def close(self) -> None:
         """Finish the bag (metadata.yaml written) without moving it into place."""
         writer, self._writer = self._writer, None
