@@ -83,15 +83,15 @@ def learned_flow(model: GSVNet) -> FlowFn:
 
 def dis_flow(preset: str = "fast", at_1_8: bool = True) -> FlowFn:
     """OpenCV's DIS optical flow on grey levels, on the 1/8 grid or at full resolution."""
-    dis = make_dis(preset)
-
     def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         height, width = a.shape[:2]
         if at_1_8:
             size = grid_1_8(height, width)
             a, b = _to_grid(a, size), _to_grid(b, size)
         grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
-        out = dis.calc(grey[0], grey[1], None)  # a(x) ~ b(x + out(x))
+        # A new DIS object per pair: one object reused across sizes changes its results
+        # (models/dis_flow.py).
+        out = make_dis(preset).calc(grey[0], grey[1], None)  # a(x) ~ b(x + out(x))
         return _to_full(out, height, width) if at_1_8 else out
     return flow
 

@@ -17,7 +17,11 @@ __all__ = ["DIS_PRESETS", "dis_flow_1_8", "make_dis"]
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")  # cv2.DISOPTICAL_FLOW_PRESET_<NAME>
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, what cv2.COLOR_RGB2GRAY uses
-_local = threading.local()  # one DIS object per thread and preset (they hold per-call buffers)
+# One DIS object per thread, preset and image size. OpenCV's DIS keeps buffers between calls: the
+# same object called on frames of another size first gives a different flow from then on (mean
+# |flow| doubled on a 64x128 pair after one 32x64 call, OpenCV 4.x), so results would depend on
+# what the object saw before. Per size, repeated calls equal a new object's (tested).
+_local = threading.local()
 
 
 def make_dis(preset: str) -> Any:
@@ -29,13 +33,19 @@ def make_dis(preset: str) -> Any:
     return cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
 
 
-def _dis(preset: str) -> Any:
+def _dis(preset: str, height: int, width: int) -> Any:
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    if preset not in cache:
-        cache[preset] = make_dis(preset)
-    return cache[preset]
+    key = (preset, height, width)
+    if key not in cache:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = make_dis(preset)
+    return cache[key]
+
+
+_CACHE_LIMIT = 16  # sizes per thread; a new DIS object costs ~30 us
 
 
 def _grey_u8(frames_1_8: torch.Tensor) -> np.ndarray:
@@ -55,7 +65,7 @@ def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: 
                          f"{tuple(frame_1_8.shape)} and {tuple(prev_frame_1_8.shape)}")
     if frame_1_8.is_meta:  # shape-only runs (GMAC counting): DIS is host code, not network MACs
         return frame_1_8.new_zeros((frame_1_8.shape[0], 2, *frame_1_8.shape[-2:]))
-    dis = _dis(preset)
+    dis = _dis(preset, int(frame_1_8.shape[-2]), int(frame_1_8.shape[-1]))
     current, previous = _grey_u8(frame_1_8), _grey_u8(prev_frame_1_8)
     flows = np.stack([dis.calc(current[i], previous[i], None) for i in range(len(current))])
     return torch.from_numpy(flows).permute(0, 3, 1, 2).to(frame_1_8.device)

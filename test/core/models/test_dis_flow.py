@@ -79,3 +79,19 @@ def test_onnx_runtime_matches_torch(flow, use_intra, tmp_path):
 
     names = [i.name for i in onnx.load(str(graph)).graph.input]
     assert ("flow_1_8" if flow == "dis" else "prev_frame_1_8") in names
+
+
+def test_dis_flow_does_not_depend_on_what_was_computed_before():
+    """OpenCV's DIS object changes its results after a call on another size: one object per size."""
+    import gsvnet_ros.models.dis_flow as dis_module
+
+    big = _tensor(_texture(64, 128)), _tensor(np.roll(_texture(64, 128), 2, axis=1))
+    small = _tensor(_texture(32, 64, 3)), _tensor(np.roll(_texture(32, 64, 3), 1, axis=0))
+    dis_module._local.__dict__.clear()
+    first = dis_flow_1_8(*big)
+    dis_flow_1_8(*small)
+    again = dis_flow_1_8(*big)
+    assert torch.equal(first, again)
+    fresh = dis_module.make_dis("fast").calc(dis_module._grey_u8(big[0])[0],
+                                             dis_module._grey_u8(big[1])[0], None)
+    assert torch.equal(first[0], torch.from_numpy(fresh).permute(2, 0, 1))
