@@ -129,7 +129,8 @@ def propagation_breakdown(model: GSVNet, height: int, width: int, repeats: int =
             "downsample_1_8": median_ms(lambda: downsample_1_8(frame), repeats),
             "flow_net": median_ms(lambda: model.flow(current, previous), repeats),
             f"DIS {model.cfg.dis_preset} (host, model.flow: dis)": median_ms(
-                lambda: dis_flow_1_8(frame_1_8, frame_1_8.flip(-1), model.cfg.dis_preset), repeats),
+                lambda: dis_flow_1_8(frame_1_8, frame_1_8.flip(-1), model.cfg.dis_preset,
+                                     model.cfg.dis_finest_scale), repeats),
             f"warp ({padding})": median_ms(lambda: backward_warp(logits, flow, padding), repeats),
             "gsv (intra, edge, guide, fusion)": median_ms(lambda: model.gsv(warped, current), repeats),
             "output, random logits (worst case)": median_ms(lambda: upsampler(logits[0]), repeats),

@@ -36,7 +36,8 @@ from .models.gsvnet import GSVNet
 from .models.preprocess import normalize
 
 __all__ = ["FlowFn", "grid_1_8", "learned_flow", "dis_flow", "zero_flow", "read_kitti_flow",
-           "kitti_errors", "camvid_propagation", "dashcam_photometric", "measure_real_motion"]
+           "kitti_errors", "camvid_propagation", "dashcam_photometric", "measure_real_motion",
+           "synthetic_flow_epe"]
 
 # (frame a, frame b) uint8 RGB (H, W, 3) -> (H, W, 2) float32 flow in full-resolution pixels
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -81,8 +82,9 @@ def learned_flow(model: GSVNet) -> FlowFn:
     return flow
 
 
-def dis_flow(preset: str = "fast", at_1_8: bool = True) -> FlowFn:
-    """OpenCV's DIS optical flow on grey levels, on the 1/8 grid or at full resolution."""
+def dis_flow(preset: str = "fast", at_1_8: bool = True, finest_scale: int | None = None) -> FlowFn:
+    """OpenCV's DIS optical flow on grey levels, on the 1/8 grid or at full resolution, down to
+    pyramid level `finest_scale` (None: the preset's)."""
     def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         height, width = a.shape[:2]
         if at_1_8:
@@ -91,7 +93,7 @@ def dis_flow(preset: str = "fast", at_1_8: bool = True) -> FlowFn:
         grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
         # A new DIS object per pair: one object reused across sizes changes its results
         # (models/dis_flow.py).
-        out = make_dis(preset).calc(grey[0], grey[1], None)  # a(x) ~ b(x + out(x))
+        out = make_dis(preset, finest_scale).calc(grey[0], grey[1], None)  # a(x) ~ b(x + out(x))
         return _to_full(out, height, width) if at_1_8 else out
     return flow
 
@@ -191,6 +193,33 @@ def dashcam_photometric(frames: Iterable[np.ndarray], flow: FlowFn) -> float:
     errors = [np.abs(_backward_warp_image(grey[t - 1], flow(rgb[t], rgb[t - 1])) - grey[t]).mean()
               for t in range(1, len(grey))]
     return round(float(np.mean(errors)), 2)
+
+
+def synthetic_flow_epe(root: str | Path, split: str, methods: dict[str, FlowFn], pairs: int = 0
+                       ) -> dict[str, float]:
+    """Mean end-point error (full-resolution px) of each method against the generator's exact
+    backward flow (`gsvnet-synth generate --flow`) over consecutive frame pairs of `split`: where
+    settings are chosen (the train range), never on the real files."""
+    from .data import cityscapes
+
+    sums = {name: 0.0 for name in methods}
+    count = 0
+    for item in cityscapes.list_snippets(root, split, "gtFine_sequence"):
+        path = cityscapes.flow_path(root, split, item)
+        if item.frame < 1 or not path.is_file():
+            continue
+        truth = cityscapes.read_flow(path)
+        current = cityscapes.read_rgb(cityscapes.frame_path(root, split, item))
+        previous = cityscapes.read_rgb(cityscapes.frame_path(root, split, item, item.frame - 1))
+        for name, fn in methods.items():
+            sums[name] += float(np.linalg.norm(fn(current, previous) - truth, axis=-1).mean())
+        count += 1
+        if pairs and count >= pairs:
+            break
+    if not count:
+        raise DatasetLayoutError(f"no frame pairs with exact flow under {root} (split {split!r}); "
+                                 "expected `gsvnet-synth generate --flow` output", Path(root))
+    return {name: round(total / count, 3) for name, total in sums.items()}
 
 
 def measure_real_motion(root: str | Path, methods: dict[str, FlowFn], *, max_k: int = 4,

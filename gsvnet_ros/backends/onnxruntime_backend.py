@@ -178,7 +178,8 @@ class OnnxRuntimeBackend(Backend):
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
         if self.model.cfg.flow == "dis":  # DIS on the host; the graph takes the flow as input
             cfg = self.model.cfg
-            second = {"flow_1_8": self._numpy(dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset))}
+            flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
+            second = {"flow_1_8": self._numpy(flow)}
         else:
             second = {"prev_frame_1_8": self._numpy(prev_frame_1_8)}
         feeds = {"frame_1_8": self._numpy(frame_1_8), **second,

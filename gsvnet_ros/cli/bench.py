@@ -64,9 +64,10 @@ def graph_time_by_op(backend, frames, threads: int) -> dict[str, dict[str, float
     feeds = {"keyframe": {"frame": host(full)},
              "propagation": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8),
                              "prev_logits_1_8": host(logits)}}
-    if backend.model.cfg.flow == "dis":  # that graph takes DIS's flow instead of the previous frame
-        feeds["propagation"]["flow_1_8"] = host(dis_flow_1_8(second_1_8, first_1_8,
-                                                             backend.model.cfg.dis_preset))
+    cfg = backend.model.cfg
+    if cfg.flow == "dis":  # that graph takes DIS's flow instead of the previous frame
+        feeds["propagation"]["flow_1_8"] = host(dis_flow_1_8(second_1_8, first_1_8, cfg.dis_preset,
+                                                             cfg.dis_finest_scale))
     return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds, threads)
             for part, part_feeds in feeds.items()}
 

@@ -14,10 +14,11 @@ import torch
 
 from ..backends import build_model
 from ..backends.base import resolve_device
-from ..config import ConfigError
+from ..config import ConfigError, ModelConfig
 from ..data.errors import DatasetLayoutError
 from ..models.weights import WeightsError
-from ..real_motion import FlowFn, dis_flow, learned_flow, measure_real_motion, zero_flow
+from ..real_motion import (FlowFn, dis_flow, learned_flow, measure_real_motion, synthetic_flow_epe,
+                           zero_flow)
 from .common import add_config_arguments, config_from_args, fail, interruptible
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "real-motion"
@@ -59,6 +60,20 @@ def _print(table: dict, timings: dict[str, list[float]], label: str) -> None:
             print(f"{name:24s}{float(np.median(ms)):10.2f}")
 
 
+def _synthetic(args: argparse.Namespace, model) -> int:
+    """EPE against exact synthetic flow: where DIS settings are chosen (never on the real files)."""
+    methods = {"learned (1/8)": learned_flow(model)}
+    methods.update({f"DIS {args.dis_preset} s{s} (1/8)": dis_flow(args.dis_preset, finest_scale=s)
+                    for s in range(4)})
+    table = synthetic_flow_epe(args.synthetic, "train", methods)
+    print(f"end-point error (px, full resolution) against exact flow, {args.synthetic} train")
+    for name, epe in table.items():
+        print(f"{name:24s}{epe:10.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2) + "\n")
+    return 0
+
+
 @interruptible("python -m gsvnet_ros.cli.real_motion")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gsvnet_ros.cli.real_motion", description=__doc__)
@@ -67,7 +82,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-k", type=int, default=4, help="largest number of steps labels are carried")
     parser.add_argument("--dis-preset", default="fast", choices=("ultrafast", "fast", "medium"),
                         help="DIS preset on the 1/8 grid (the full-resolution KITTI row uses medium)")
+    parser.add_argument("--dis-finest-scale", type=int, default=ModelConfig.dis_finest_scale,
+                        help="finest pyramid level of DIS on the 1/8 grid (model.dis_finest_scale; -1 = "
+                             "the preset's own)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--synthetic", type=Path, metavar="ROOT",
+                        help="instead: end-point error against the exact flow of `gsvnet-synth generate "
+                             "--flow` data (train split), for the flow net and DIS at finest scales 0-3")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -83,8 +104,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_threads(cfg.runtime.threads)
     try:
         model = build_model(cfg).to(device).eval()
+        if args.synthetic:
+            return _synthetic(args, model)
+        finest = None if args.dis_finest_scale < 0 else args.dis_finest_scale
+        label = f"DIS {args.dis_preset}" + ("" if finest is None else f" s{finest}")
         methods = {"no motion": _Timed(zero_flow), "learned (1/8)": _Timed(learned_flow(model)),
-                   f"DIS {args.dis_preset} (1/8)": _Timed(dis_flow(args.dis_preset))}
+                   f"{label} (1/8)": _Timed(dis_flow(args.dis_preset, finest_scale=finest))}
         extra = {"DIS medium (full res)": _Timed(dis_flow("medium", at_1_8=False))}
         table = measure_real_motion(args.data, methods, max_k=args.max_k, kitti_extra=extra,
                                     progress=lambda line: print(line, file=sys.stderr))

@@ -8,7 +8,7 @@ pixels of the 1/8 grid, channel 0 = u (x), 1 = v (y), so that warp(S_{t-1}, flow
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -24,24 +24,28 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, what cv2.COLOR_RGB2GRAY uses
 _local = threading.local()
 
 
-def make_dis(preset: str) -> Any:
-    """A new cv2.DISOpticalFlow with one of DIS_PRESETS (OpenCV imported only when DIS is used)."""
+def make_dis(preset: str, finest_scale: Optional[int] = None) -> Any:
+    """A new cv2.DISOpticalFlow with one of DIS_PRESETS, estimating down to pyramid level
+    `finest_scale` (None: the preset's). OpenCV is imported only when DIS is used."""
     if preset not in DIS_PRESETS:
         raise ValueError(f"DIS preset {preset!r}: expected one of {', '.join(DIS_PRESETS)}")
     import cv2
 
-    return cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+    dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+    if finest_scale is not None:
+        dis.setFinestScale(int(finest_scale))
+    return dis
 
 
-def _dis(preset: str, height: int, width: int) -> Any:
+def _dis(preset: str, finest_scale: Optional[int], height: int, width: int) -> Any:
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    key = (preset, height, width)
+    key = (preset, finest_scale, height, width)
     if key not in cache:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
-        cache[key] = make_dis(preset)
+        cache[key] = make_dis(preset, finest_scale)
     return cache[key]
 
 
@@ -55,8 +59,8 @@ def _grey_u8(frames_1_8: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(grey.to(torch.uint8).cpu().numpy())
 
 
-def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: str = "fast"
-                 ) -> torch.Tensor:
+def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: str = "fast",
+                 finest_scale: Optional[int] = None) -> torch.Tensor:
     """Backward flow I_t -> I_{t-1} at 1/8 by DIS: (B, 3, h, w) frames in [0, 1] -> (B, 2, h, w)
     float32 on the frames' device. cv2 gives d with I_t(x) ~ I_{t-1}(x + d): the warp's convention.
     No gradient flows through it."""
@@ -65,7 +69,7 @@ def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: 
                          f"{tuple(frame_1_8.shape)} and {tuple(prev_frame_1_8.shape)}")
     if frame_1_8.is_meta:  # shape-only runs (GMAC counting): DIS is host code, not network MACs
         return frame_1_8.new_zeros((frame_1_8.shape[0], 2, *frame_1_8.shape[-2:]))
-    dis = _dis(preset, int(frame_1_8.shape[-2]), int(frame_1_8.shape[-1]))
+    dis = _dis(preset, finest_scale, int(frame_1_8.shape[-2]), int(frame_1_8.shape[-1]))
     current, previous = _grey_u8(frame_1_8), _grey_u8(prev_frame_1_8)
     flows = np.stack([dis.calc(current[i], previous[i], None) for i in range(len(current))])
     return torch.from_numpy(flows).permute(0, 3, 1, 2).to(frame_1_8.device)

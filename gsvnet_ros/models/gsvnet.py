@@ -88,7 +88,8 @@ class GSVNet(nn.Module):
                              f"frames multiples of {SIZE_MULTIPLE})")
         current = normalize(frame_1_8)
         if self.cfg.flow == "dis":
-            flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, self.cfg.dis_preset)
+            flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, self.cfg.dis_preset,
+                                self.cfg.dis_finest_scale)
         else:
             flow = self.flow(current, normalize(prev_frame_1_8))
         return self._warp_and_correct(current, flow, prev_logits_1_8)

@@ -84,10 +84,24 @@ def test_on_the_real_files_dis_moves_labels_and_pixels_better_than_nothing(tmp_p
     out = tmp_path / "real_motion.json"
     assert cli.main(["--config", "config/swiftnet_r18.yaml", "--threads", "1", "--json", str(out)]) == 0
     table = json.loads(out.read_text())
-    assert table["kitti"]["DIS fast (1/8)"]["epe_px"] < table["kitti"]["no motion"]["epe_px"]
-    assert table["kitti"]["DIS medium (full res)"]["epe_px"] < table["kitti"]["DIS fast (1/8)"]["epe_px"]
+    assert table["kitti"]["DIS fast s0 (1/8)"]["epe_px"] < table["kitti"]["no motion"]["epe_px"]
+    assert table["kitti"]["DIS medium (full res)"]["epe_px"] < table["kitti"]["DIS fast s0 (1/8)"]["epe_px"]
     for k in "1234":
-        assert table["camvid"]["DIS fast (1/8)"][k] > table["camvid"]["no motion"][k]
-    assert table["dashcam"]["mae"]["DIS fast (1/8)"] < table["dashcam"]["mae"]["no motion"]
+        assert table["camvid"]["DIS fast s0 (1/8)"][k] > table["camvid"]["no motion"][k]
+    assert table["dashcam"]["mae"]["DIS fast s0 (1/8)"] < table["dashcam"]["mae"]["no motion"]
     assert table["dashcam"]["frames"] == 38
     assert "CamVid" in capsys.readouterr().out
+
+
+def test_synthetic_epe_ranks_dis_above_no_motion_and_names_a_missing_split(tmp_path):
+    from gsvnet_ros.cli import synth
+    from gsvnet_ros.data.errors import DatasetLayoutError
+    from gsvnet_ros.real_motion import synthetic_flow_epe
+
+    root = tmp_path / "synth"
+    assert synth.main(["generate", "--root", str(root), "--split", "train", "--sequences", "1",
+                       "--frames", "4", "--size", "512x256", "--seed-offset", "3000", "--flow"]) == 0
+    table = synthetic_flow_epe(root, "train", {"none": zero_flow, "dis": dis_flow("fast", finest_scale=0)})
+    assert set(table) == {"none", "dis"} and table["dis"] < table["none"]
+    with pytest.raises(DatasetLayoutError):  # no such split
+        synthetic_flow_epe(root, "val", {"none": zero_flow})

@@ -41,6 +41,21 @@ def test_config_accepts_dis_and_names_the_choices_otherwise():
     assert (cfg.model.flow, cfg.model.dis_preset) == ("dis", "ultrafast")
     with pytest.raises(ConfigError, match=r"model\.flow.*'learned', 'dis'"):
         load_config(None, {"model": {"flow": "farneback"}})
+    assert load_config(None).model.dis_finest_scale == 0
+    with pytest.raises(ConfigError, match="model.dis_finest_scale"):
+        load_config(None, {"model": {"dis_finest_scale": 9}})
+
+
+def test_finest_scale_0_estimates_on_the_grid_itself():
+    """The fast preset estimates at pyramid level 2 (a quarter of the 1/8 grid); level 0 resolves a
+    small moving square there that level 2 smooths away."""
+    prev = _texture(64, 96)
+    frame = prev.copy()
+    frame[24:40, 40:56] = prev[24:40, 42:58]  # only a 16x16 patch moves: frame(x) = prev(x + 2)
+    frame, prev = _tensor(frame), _tensor(prev)
+    fine = dis_flow_1_8(frame, prev, "fast", 0)[0, 0, 28:36, 44:52].median()
+    coarse = dis_flow_1_8(frame, prev, "fast", None)[0, 0, 28:36, 44:52].median()
+    assert abs(float(fine) - 2.0) < abs(float(coarse) - 2.0)
 
 
 def _pair(flow, use_intra=True):
