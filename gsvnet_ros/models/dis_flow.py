@@ -1,8 +1,8 @@
 """OpenCV's DIS optical flow on the 1/8 grid: the classical alternative to the flow net O.
 
 DIS (Kroeger et al., ECCV 2016) runs on the host CPU on grey levels, so it is computed outside the
-networks: the propagation step then takes the flow as an input (GSVNet.propagate_forward(flow=...),
-the ONNX "propagation_given_flow" graph). Same convention as O: backward flow from frame t to t-1 in
+networks: the propagation step then takes the flow as an input (GSVNet.propagate_with_flow; the
+ONNX propagation graph of a DIS model has a `flow_1_8` input). Same convention as O: backward flow from frame t to t-1 in
 pixels of the 1/8 grid, channel 0 = u (x), 1 = v (y), so that warp(S_{t-1}, flow) aligns with t.
 """
 from __future__ import annotations
@@ -17,11 +17,13 @@ __all__ = ["DIS_PRESETS", "dis_flow_1_8", "make_dis"]
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")  # cv2.DISOPTICAL_FLOW_PRESET_<NAME>
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, what cv2.COLOR_RGB2GRAY uses
-# One DIS object per thread, preset and image size. OpenCV's DIS keeps buffers between calls: the
-# same object called on frames of another size first gives a different flow from then on (mean
-# |flow| doubled on a 64x128 pair after one 32x64 call, OpenCV 4.x), so results would depend on
-# what the object saw before. Per size, repeated calls equal a new object's (tested).
+# One DIS object per thread, preset, finest scale and image size. An OpenCV DIS object keeps state
+# between calls: after frames of another size it gives a different flow from then on (mean |flow|
+# doubled on a 64x128 pair after one 32x64 call, OpenCV 4.x; it keeps the pyramid level it clamped
+# for the small frames), so results would depend on what it saw before. Per size, repeated calls
+# equal a new object's (tested).
 _local = threading.local()
+_CACHE_LIMIT = 16  # sizes per thread; a new DIS object costs ~30 us
 
 
 def make_dis(preset: str, finest_scale: Optional[int] = None) -> Any:
@@ -48,8 +50,6 @@ def _dis(preset: str, finest_scale: Optional[int], height: int, width: int) -> A
         cache[key] = make_dis(preset, finest_scale)
     return cache[key]
 
-
-_CACHE_LIMIT = 16  # sizes per thread; a new DIS object costs ~30 us
 
 
 def _grey_u8(frames_1_8: torch.Tensor) -> np.ndarray:
