@@ -18,7 +18,10 @@ $(STAMP): setup.py setup.cfg
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,batch]"
 	touch $(STAMP)
 
-# Test-only: real ROS 2 Jazzy wheels (rclpy, Fast DDS, messages) for the ROS-layer tests.
+# Test-only: real ROS 2 Jazzy wheels for the ROS-layer tests, listed in $(ROS_REQUIREMENTS):
+# ros-jazzy-rclpy[fastrtps] (rclpy over Fast DDS), ros-jazzy-sensor-msgs, ros-jazzy-std-msgs,
+# ros-jazzy-std-srvs, ros-jazzy-diagnostic-msgs, ros-jazzy-rcl-interfaces, ros-jazzy-rosgraph-msgs,
+# and the colcon / ament / rosidl wheels that build the test interface packages.
 $(ROS_STAMP): $(STAMP) $(ROS_REQUIREMENTS)
 	$(PY) -m pip install -q --disable-pip-version-check -r $(ROS_REQUIREMENTS)
 	touch $(ROS_STAMP)
