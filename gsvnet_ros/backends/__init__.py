@@ -28,7 +28,7 @@ def build_model(cfg: GSVNetConfig):
     (models.weights.check_lineage), trained with the configured flow (check_flow);
     runtime.allow_mismatched_weights turns either into a warning.
     """
-    from ..models.build import build_gsvnet
+    from ..models.gsvnet import build_gsvnet
     from ..models.weights import check_flow, check_lineage, load_weights
 
     model = build_gsvnet(cfg.model)

@@ -29,8 +29,8 @@ INT8_RECIPE = (f"qdq-per-channel-s8w-u8a-minmax-conv|frames={CALIBRATION_FRAMES}
 
 def calibration_frames(height: int, width: int, count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
     """`count` synthetic driving frames as (1, 3, height, width) float32 RGB in [0, 1]."""
-    from ..data.synth_render import build_scene, render_frame
-    from ..data.synth_writer import sequence_seed
+    from ..data.synth.render import build_scene, render_frame
+    from ..data.synth.writer import sequence_seed
 
     frames = []
     for i in range(count):

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .. import bench
+from ..evaluation import bench
 from ..backends import build_backend, build_model
 from ..models.dis_flow import dis_flow_1_8
 from ..stream import VideoSegmenter

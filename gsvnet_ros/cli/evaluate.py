@@ -16,9 +16,9 @@ from tqdm import tqdm
 from ..backends import choose_backend
 from ..config import ConfigError, GSVNetConfig, ModelConfig, RuntimeConfig
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
-from ..eval_report import plot_accuracy_throughput, write_json, write_markdown
-from ..eval_runs import VARIANTS, EvalPlan, find_model_files, run_all
-from ..evaluation import Snippet
+from ..evaluation.report import plot_accuracy_throughput, write_json, write_markdown
+from ..evaluation.runs import VARIANTS, EvalPlan, find_model_files, run_all
+from ..evaluation.protocol import Snippet
 from ..models.weights import WeightsError
 from .common import fail, interruptible, prepare_dir
 

@@ -12,7 +12,7 @@ from ..backends import build_model
 from ..backends.base import resolve_device
 from ..config import ConfigError
 from ..data.errors import DatasetLayoutError
-from ..flow_oracle import ROWS, flow_oracle
+from ..evaluation.flow_oracle import ROWS, flow_oracle
 from ..models.weights import WeightsError
 from .common import add_config_arguments, config_from_args, fail, interruptible
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..model_card import STATUS, release_runs, render_card
+from ..evaluation.model_card import STATUS, release_runs, render_card
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

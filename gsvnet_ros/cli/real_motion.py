@@ -17,7 +17,7 @@ from ..backends.base import resolve_device
 from ..config import ConfigError, ModelConfig
 from ..data.errors import DatasetLayoutError
 from ..models.weights import WeightsError
-from ..real_motion import (FlowFn, dis_flow, learned_flow, measure_real_motion, synthetic_flow_epe,
+from ..evaluation.real_motion import (FlowFn, dis_flow, learned_flow, measure_real_motion, synthetic_flow_epe,
                            zero_flow)
 from .common import add_config_arguments, config_from_args, fail, interruptible
 

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generate(a: argparse.Namespace) -> int:
-    from gsvnet_ros.data.synth_writer import SynthJob, generate_split
+    from gsvnet_ros.data.synth.writer import SynthJob, generate_split
 
     problem = prepare_dir(a.root, "--root")
     if problem:

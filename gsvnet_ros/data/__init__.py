@@ -1,1 +1,2 @@
-"""data package."""
+"""Datasets: Cityscapes-sequence and CamVid loaders, paired transforms, contact sheets; synth/ is the
+synthetic driving-sequence generator (exact labels and flow)."""

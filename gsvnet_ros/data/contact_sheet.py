@@ -56,7 +56,7 @@ def sheet_from_seeds(seeds: Sequence[int], frames: Sequence[int] = (0, 19), size
                      = (1024, 512), sequence_frames: int = 30, columns: int = 2, width: int = 384
                      ) -> np.ndarray:
     """Render sequences in memory (no files) and tile the chosen frames."""
-    from gsvnet_ros.data.synth_render import build_scene, render_frame
+    from gsvnet_ros.data.synth.render import build_scene, render_frame
 
     pairs = []
     for seed in seeds:

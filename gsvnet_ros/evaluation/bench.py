@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models.gsvnet import GSVNet
-from .models.preprocess import downsample_1_8, normalize
-from .models.dis_flow import dis_flow_1_8
-from .models.warp import backward_warp
-from .output_stage import LabelUpsampler
-from .stream import VideoSegmenter
+from ..models.gsvnet import GSVNet
+from ..models.preprocess import downsample_1_8, normalize
+from ..models.dis_flow import dis_flow_1_8
+from ..models.warp import backward_warp
+from ..output_stage import LabelUpsampler
+from ..stream import VideoSegmenter
 
 __all__ = [
     "StreamTiming",
@@ -42,8 +42,8 @@ def driving_frames(count: int, height: int, width: int, sequence: int = 0) -> li
     boundaries, so its cost follows what the nets see (a textured pattern gives an unrealistically
     fragmented label map: ~6.5 instead of ~3 ms per frame at 1024x512).
     """
-    from .data.synth_render import build_scene, render_frame
-    from .data.synth_writer import sequence_seed
+    from ..data.synth.render import build_scene, render_frame
+    from ..data.synth.writer import sequence_seed
 
     scene = build_scene(sequence_seed("test", sequence), width, height, count)
     return [render_frame(scene, frame).image for frame in range(count)]
@@ -182,7 +182,7 @@ def onnx_time_by_op(graph_path: Path, feeds: dict[str, np.ndarray], threads: int
     """
     import onnxruntime as ort
 
-    from .backends.onnxruntime_backend import session_options
+    from ..backends.onnxruntime_backend import session_options
 
     with tempfile.TemporaryDirectory(prefix="gsvnet-ort-profile-") as work:
         session = ort.InferenceSession(str(graph_path), session_options(threads, str(Path(work) / "ort")),

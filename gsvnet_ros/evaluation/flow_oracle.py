@@ -24,13 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import cityscapes
-from .labels import IGNORE_INDEX
-from .metrics import DistanceConfusion, as_percent
-from .models.gsvnet import GSVNet
-from .models.preprocess import downsample_1_8, normalize
-from .models.warp import backward_warp, base_grid
-from .training.keyframe import to_tensor
+from ..data import cityscapes
+from ..labels import IGNORE_INDEX
+from ..metrics import DistanceConfusion, as_percent
+from ..models.gsvnet import GSVNet
+from ..models.preprocess import downsample_1_8, normalize
+from ..models.warp import backward_warp, base_grid
+from ..training.keyframe import to_tensor
 
 __all__ = ["VARIANTS", "ROWS", "flow_to_1_8", "carry_logits", "warp_labels", "flow_oracle"]
 

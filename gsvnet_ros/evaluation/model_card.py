@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from .reporting import file_sha256 as sha256_of
+from ..reporting import file_sha256 as sha256_of
 
 __all__ = ["sha256_of", "release_runs", "render_card", "card_checksums"]
 

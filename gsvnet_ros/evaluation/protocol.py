@@ -12,8 +12,8 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .metrics import DistanceConfusion, iou_per_class, mean_iou
-from .stream import VideoSegmenter
+from ..metrics import DistanceConfusion, iou_per_class, mean_iou
+from ..stream import VideoSegmenter
 
 __all__ = [
     "Snippet",

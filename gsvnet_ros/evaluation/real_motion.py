@@ -27,13 +27,13 @@ import cv2
 import numpy as np
 import torch
 
-from .data.errors import DatasetLayoutError
+from ..data.errors import DatasetLayoutError
 from .flow_oracle import warp_labels
-from .labels import IGNORE_INDEX
-from .metrics import DistanceConfusion, as_percent
-from .models.dis_flow import make_dis
-from .models.gsvnet import GSVNet
-from .models.preprocess import normalize
+from ..labels import IGNORE_INDEX
+from ..metrics import DistanceConfusion, as_percent
+from ..models.dis_flow import make_dis
+from ..models.gsvnet import GSVNet
+from ..models.preprocess import normalize
 
 __all__ = ["FlowFn", "grid_1_8", "learned_flow", "dis_flow", "zero_flow", "read_kitti_flow",
            "kitti_errors", "camvid_propagation", "dashcam_photometric", "measure_real_motion",
@@ -200,7 +200,7 @@ def synthetic_flow_epe(root: str | Path, split: str, methods: dict[str, FlowFn],
     """Mean end-point error (full-resolution px) of each method against the generator's exact
     backward flow (`gsvnet-synth generate --flow`) over consecutive frame pairs of `split`: where
     settings are chosen (the train range), never on the real files."""
-    from .data import cityscapes
+    from ..data import cityscapes
 
     sums = {name: 0.0 for name in methods}
     count = 0

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from .labels import CLASS_NAMES
+from ..labels import CLASS_NAMES
 
 __all__ = ["write_json", "write_markdown", "render_markdown", "plot_accuracy_throughput"]
 

@@ -9,12 +9,12 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .backends import build_backend, build_model
+from ..backends import build_backend, build_model
 from .bench import fps_by_interval, gsvnet_gmacs, time_stream
-from .config import GSVNetConfig, ModelConfig, RuntimeConfig
-from .evaluation import Snippet, interval_table, score_offsets, score_per_frame
-from .metrics import iou_per_class, mean_iou
-from .stream import VideoSegmenter
+from ..config import GSVNetConfig, ModelConfig, RuntimeConfig
+from .protocol import Snippet, interval_table, score_offsets, score_per_frame
+from ..metrics import iou_per_class, mean_iou
+from ..stream import VideoSegmenter
 
 __all__ = ["ModelFiles", "find_model_files", "EvalPlan", "run_all"]
 

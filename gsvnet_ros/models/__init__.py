@@ -1,9 +1,9 @@
 """GSVNet model core (torch only): image nets, flow net, warp, guided spatially-varying conv, weights I/O."""
 from .bisenet import BiSeNetR18
-from .build import KEYFRAME_NETS, build_gsvnet, build_keyframe_net
 from .flownet import FlowNetHFFB
 from .gsv import GuidedSpatiallyVaryingConv
-from .gsvnet import GSVNet, check_frame_size
+from .gsvnet import GSVNet, build_gsvnet, check_frame_size
+from .keyframe_nets import KEYFRAME_NETS, build_keyframe_net
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, downsample_1_8, normalize, resize_to_scale, scaled_size
 from .resnet import ResNet18
 from .swiftnet import SwiftNetR18

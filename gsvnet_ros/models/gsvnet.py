@@ -11,10 +11,11 @@ from ..config import ModelConfig
 from .dis_flow import dis_flow_1_8
 from .flownet import FlowNetHFFB
 from .gsv import GuidedSpatiallyVaryingConv
+from .keyframe_nets import build_keyframe_net
 from .preprocess import normalize, resize_to_scale
 from .warp import backward_warp
 
-__all__ = ["GSVNet", "SIZE_MULTIPLE", "check_frame_size"]
+__all__ = ["GSVNet", "SIZE_MULTIPLE", "build_gsvnet", "check_frame_size"]
 
 SIZE_MULTIPLE = 32  # full-resolution H, W; the guiding net downsamples x4 from 1/8
 
@@ -37,7 +38,6 @@ class GSVNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig, keyframe_net: nn.Module | None = None) -> None:
         super().__init__()
-        from .build import build_keyframe_net  # late import: build imports this module
         self.cfg = cfg
         self.keyframe_net = keyframe_net if keyframe_net is not None else \
             build_keyframe_net(cfg.keyframe_net, cfg.num_classes)
@@ -118,3 +118,8 @@ class GSVNet(nn.Module):
     def propagation_modules(self) -> dict[str, nn.Module]:
         """The sub-modules a propagation weight file holds, by state_dict prefix."""
         return {"flow_net": self.flow_net, "gsv": self.gsv}
+
+
+def build_gsvnet(cfg: ModelConfig) -> GSVNet:
+    """GSVNet with randomly initialised weights (load trained ones with models.weights.load_weights)."""
+    return GSVNet(cfg)

@@ -1,16 +1,14 @@
-"""Builders: a registry of keyframe (image) networks and the GSVNet constructor."""
+"""The registry of keyframe (image) networks: name -> constructor."""
 from __future__ import annotations
 
 from typing import Callable
 
 import torch.nn as nn
 
-from ..config import ModelConfig
 from .bisenet import BiSeNetR18
-from .gsvnet import GSVNet
 from .swiftnet import SwiftNetR18
 
-__all__ = ["KEYFRAME_NETS", "build_keyframe_net", "build_gsvnet"]
+__all__ = ["KEYFRAME_NETS", "build_keyframe_net"]
 
 KEYFRAME_NETS: dict[str, Callable[[int], nn.Module]] = {
     "swiftnet_r18": SwiftNetR18,
@@ -27,7 +25,3 @@ def build_keyframe_net(name: str, num_classes: int) -> nn.Module:
                          + ", ".join(sorted(KEYFRAME_NETS))) from None
     return factory(num_classes)
 
-
-def build_gsvnet(cfg: ModelConfig) -> GSVNet:
-    """GSVNet with randomly initialised weights (load trained ones with models.weights.load_weights)."""
-    return GSVNet(cfg)

@@ -12,6 +12,7 @@ from typing import Any, Collection, Mapping
 import torch
 import torch.nn as nn
 
+from .keyframe_nets import KEYFRAME_NETS
 
 __all__ = ["WeightsError", "WeightsNotFoundError", "WeightsCorruptError", "WeightsMismatchError", "PARTS",
            "FORMAT", "FORMAT_VERSION", "part_state_dict", "weights_meta", "save_weights", "read_weights",
@@ -69,7 +70,6 @@ def weights_meta(model: nn.Module, part: str, **extra: Any) -> dict[str, Any]:
     config = dataclasses.asdict(cfg) if cfg is not None else {}
     if part == "keyframe":
         net = getattr(model, "keyframe_net", model)
-        from .build import KEYFRAME_NETS  # late import: build pulls in every network
         names = [name for name, factory in KEYFRAME_NETS.items() if factory is type(net)]
         arch = names[0] if names else type(net).__name__
         num_classes = getattr(net, "num_classes", config.get("num_classes"))

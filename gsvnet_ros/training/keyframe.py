@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..labels import IGNORE_INDEX
 from ..metrics import confusion_matrix, iou_per_class, mean_iou
-from ..models.build import build_gsvnet
+from ..models.gsvnet import build_gsvnet
 from ..models.preprocess import normalize
 from ..models.weights import load_resnet_trunk, load_weights, part_state_dict, save_weights, weights_meta
 from .common import autocast, class_weights

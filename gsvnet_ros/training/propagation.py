@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from ..config import ModelConfig
 from ..labels import IGNORE_INDEX
 from ..metrics import DistanceConfusion, as_percent
-from ..models.build import KEYFRAME_NETS, build_gsvnet
+from ..models.gsvnet import build_gsvnet
+from ..models.keyframe_nets import KEYFRAME_NETS
 from ..models.weights import load_weights, part_state_dict, read_weights, save_weights, weights_meta
 from ..reporting import file_sha256 as weights_sha256
 from .clips import ClipBatch, SnippetClips, build_clips, sample_clip_batch

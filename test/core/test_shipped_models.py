@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsvnet_ros.model_card import card_checksums, sha256_of
+from gsvnet_ros.evaluation.model_card import card_checksums, sha256_of
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CARD = MODELS / "MODEL_CARD.md"
@@ -25,7 +25,7 @@ def test_every_weight_file_is_in_the_card_with_its_sha256():
 def test_shipped_config_segments_a_generated_clip(net):
     from gsvnet_ros.cli.demo import shipped_config
     from gsvnet_ros.config import load_config
-    from gsvnet_ros.data.synth_render import build_scene, render_frame
+    from gsvnet_ros.data.synth.render import build_scene, render_frame
     from gsvnet_ros.labels import label_ids_to_train_ids
     from gsvnet_ros.stream import VideoSegmenter
 

@@ -8,7 +8,7 @@ import torch
 from gsvnet_ros.backends.base import resolve_device
 from gsvnet_ros.backends.torch_backend import TorchBackend
 from gsvnet_ros.config import GSVNetConfig, StreamConfig
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.output_stage import reference_labels
 from gsvnet_ros.stream import InputError, NonFiniteOutputError, VideoSegmenter
 

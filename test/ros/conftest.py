@@ -155,7 +155,7 @@ def random_backend():
     from gsvnet_ros.backends.base import resolve_device
     from gsvnet_ros.backends.torch_backend import TorchBackend
     from gsvnet_ros.config import GSVNetConfig
-    from gsvnet_ros.models.build import build_gsvnet
+    from gsvnet_ros.models.gsvnet import build_gsvnet
 
     # One intra-op thread: on a shared 2-core machine two threads make a 128x64 step ~10x slower.
     torch.set_num_threads(1)

@@ -1,4 +1,5 @@
-"""Only gsvnet_ros/ros imports ROS; codec, metrics and labels import without torch."""
+"""The import layers of gsvnet_ros (docs/CONTRACTS.md, "Layers"): every import points down, no module
+imports another in a cycle, only gsvnet_ros/ros imports ROS, codec/metrics/labels import without torch."""
 import ast
 import subprocess
 import sys
@@ -10,6 +11,23 @@ ROS_MODULES = ("rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "std_srvs",
                "vision_msgs", "builtin_interfaces", "diagnostic_updater", "cv_bridge", "launch",
                "launch_ros", "launch_testing", "gsvnet_ros_msgs", "message_filters",
                "image_transport", "rosidl_runtime_py")
+
+
+# Bottom to top. A module belongs to the layer of the longest prefix naming it; it may import its own
+# layer and the layers below.
+LAYERS = (
+    ("foundation", ("gsvnet_ros", "gsvnet_ros.config", "gsvnet_ros.labels", "gsvnet_ros.reporting",
+                    "gsvnet_ros.entry_points")),
+    ("arrays and data", ("gsvnet_ros.codec", "gsvnet_ros.metrics", "gsvnet_ros.output_stage",
+                         "gsvnet_ros.data")),
+    ("networks", ("gsvnet_ros.models",)),
+    ("inference", ("gsvnet_ros.backends",)),
+    ("streaming", ("gsvnet_ros.stream",)),
+    ("offline products", ("gsvnet_ros.bag", "gsvnet_ros.training")),
+    ("measurement", ("gsvnet_ros.evaluation",)),
+    ("commands", ("gsvnet_ros.cli",)),
+    ("ROS", ("gsvnet_ros.ros",)),
+)
 
 
 def _module_name(path: Path) -> str:
@@ -30,6 +48,79 @@ def _imported_roots(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             roots.add(node.module.split(".")[0])
     return roots
+
+
+def _all_modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _layer(module: str) -> int:
+    matches = [(len(prefix), index) for index, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
+               if module == prefix or (prefix != "gsvnet_ros" and module.startswith(prefix + "."))]
+    assert matches, f"{module} is in no layer: add it to LAYERS and to docs/CONTRACTS.md"
+    return max(matches)[1]
+
+
+def _package_imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The gsvnet_ros modules `module` imports anywhere in its file (function-level imports included);
+    `from package import name` counts as the submodule when `name` is one."""
+    base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            parts = base[:len(base) - node.level + 1] if node.level else []
+            target = ".".join(parts + ([node.module] if node.module else []))
+            if target.split(".")[0] != "gsvnet_ros":
+                continue
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in modules else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "gsvnet_ros")
+    return {name for name in found if name != module}
+
+
+def test_every_import_points_to_the_same_layer_or_below():
+    modules = _all_modules()
+    upward = []
+    for module, path in sorted(modules.items()):
+        for target in sorted(_package_imports(module, path, modules)):
+            assert target in modules, f"{module} imports {target}, which does not exist"
+            if _layer(target) > _layer(module):
+                upward.append(f"{module} ({LAYERS[_layer(module)][0]}) imports {target} "
+                              f"({LAYERS[_layer(target)][0]})")
+    assert upward == []
+
+
+def test_no_modules_import_each_other_in_a_cycle():
+    modules = _all_modules()
+    graph = {module: _package_imports(module, path, modules) for module, path in modules.items()}
+    state: dict[str, str] = {}  # "open" while on the depth-first path, "done" after
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            assert state.get(target) != "open", " -> ".join(trail[trail.index(target):] + [target])
+            if target not in state:
+                visit(target, trail + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_the_layer_check_sees_an_upward_import_and_a_cycle(tmp_path):
+    """The checks above can fail: a models module importing the stream is upward, a pair is a cycle."""
+    assert _layer("gsvnet_ros.stream") > _layer("gsvnet_ros.models.gsvnet")
+    assert _layer("gsvnet_ros.data.synth.render") < _layer("gsvnet_ros.backends.onnx_quantize")
+    fake = tmp_path / "gsvnet_ros" / "models" / "gsvnet.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("from ..stream import VideoSegmenter\nfrom . import keyframe_nets\n")
+    modules = {"gsvnet_ros.models.gsvnet": fake, "gsvnet_ros.stream": fake,
+               "gsvnet_ros.models.keyframe_nets": fake}
+    assert _package_imports("gsvnet_ros.models.gsvnet", fake, modules) == {
+        "gsvnet_ros.stream", "gsvnet_ros.models.keyframe_nets"}
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

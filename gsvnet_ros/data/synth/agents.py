@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsvnet_ros.data import synth_sprites as sp
-from gsvnet_ros.data.synth_scene import (Lighting, Street, Surface, billboard, flat_panel,
+from gsvnet_ros.data.synth import sprites as sp
+from gsvnet_ros.data.synth.scene import (Lighting, Street, Surface, billboard, flat_panel,
                                          side_panel)
-from gsvnet_ros.data.synth_textures import SIDEWALK, Texture, shade
-from gsvnet_ros.data.synth_vehicles import vehicle_faces, vehicle_shape
+from gsvnet_ros.data.synth.textures import SIDEWALK, Texture, shade
+from gsvnet_ros.data.synth.vehicles import vehicle_faces, vehicle_shape
 
 __all__ = ["Footprint", "agents"]
 

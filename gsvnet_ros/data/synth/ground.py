@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gsvnet_ros.data.synth_agents import Footprint
-from gsvnet_ros.data.synth_camera import Pose, clip_polygon_bbox
-from gsvnet_ros.data.synth_scene import Lighting, Street
-from gsvnet_ros.data.synth_textures import ROAD, SIDEWALK, TERRAIN
+from gsvnet_ros.data.synth.agents import Footprint
+from gsvnet_ros.data.synth.camera import Pose, clip_polygon_bbox
+from gsvnet_ros.data.synth.scene import Lighting, Street
+from gsvnet_ros.data.synth.textures import ROAD, SIDEWALK, TERRAIN
 
 __all__ = ["GroundStyle", "GroundResult", "ground_homography", "render_ground"]
 
@@ -203,7 +203,7 @@ def render_ground(K: np.ndarray, pose: Pose, st: Street, lit: Lighting, style: G
                   ) -> GroundResult | None:
     """Ground colours, labels and 1/z for the image rows below the horizon (None if none)."""
     Hinv = np.linalg.inv(ground_homography(K, pose)).tolist()
-    # 1/z is affine in the pixel on a plane (synth_camera.inverse_depth_coeffs): n = +Y, d = -height
+    # 1/z is affine in the pixel on a plane (camera.inverse_depth_coeffs): n = +Y, d = -height
     a = ((np.linalg.inv(K).T @ (pose.R @ np.array([0.0, 1.0, 0.0]))) / (-pose.C[1])).tolist()
     rows_any = (a[0] * u[:, [0, -1]] + a[1] * v[:, [0, -1]] + a[2]).max(axis=1) > 1.0 / FAR_LIMIT
     rows = np.flatnonzero(rows_any)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gsvnet_ros.data import synth_sprites as sp
-from gsvnet_ros.data.synth_scene import (Lighting, Street, Surface, billboard, side_panel, solid)
-from gsvnet_ros.data.synth_textures import (BUILDING, FENCE, SKY, TERRAIN, WALL, Texture,
+from gsvnet_ros.data.synth import sprites as sp
+from gsvnet_ros.data.synth.scene import (Lighting, Street, Surface, billboard, side_panel, solid)
+from gsvnet_ros.data.synth.textures import (BUILDING, FENCE, SKY, TERRAIN, WALL, Texture,
                                             facade_texture, fence_texture, shade, skyline_texture,
                                             sky_texture, wall_texture)
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gsvnet_ros.data.synth_agents import Footprint, agents
-from gsvnet_ros.data.synth_camera import (FPS, Intrinsics, Pose, Trajectory, polygon_boxes,
+from gsvnet_ros.data.synth.agents import Footprint, agents
+from gsvnet_ros.data.synth.camera import (FPS, Intrinsics, Pose, Trajectory, polygon_boxes,
                                           inverse_depth_coeffs, make_trajectory, plane_homography)
-from gsvnet_ros.data.synth_ground import GroundStyle, ground_homography, render_ground
-from gsvnet_ros.data.synth_post import Sensor, hood_mask, make_sensor
-from gsvnet_ros.data.synth_layout import static_surfaces
-from gsvnet_ros.data.synth_scene import Lighting, Street, Surface, make_lighting, make_street
-from gsvnet_ros.data.synth_textures import EGO, SKY, Texture, ground_tiles, random_color
+from gsvnet_ros.data.synth.ground import GroundStyle, ground_homography, render_ground
+from gsvnet_ros.data.synth.post import Sensor, hood_mask, make_sensor
+from gsvnet_ros.data.synth.layout import static_surfaces
+from gsvnet_ros.data.synth.scene import Lighting, Street, Surface, make_lighting, make_street
+from gsvnet_ros.data.synth.textures import EGO, SKY, Texture, ground_tiles, random_color
 
 __all__ = ["Scene", "RenderedFrame", "build_scene", "render_frame", "visible_in_previous", "SKY_ID",
            "GROUND_ID", "HOOD_ID"]

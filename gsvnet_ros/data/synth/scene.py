@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gsvnet_ros.data.synth_textures import SIDEWALK, TERRAIN, Texture, random_color
+from gsvnet_ros.data.synth.textures import SIDEWALK, TERRAIN, Texture, random_color
 
 __all__ = ["Surface", "Street", "Lighting", "billboard", "side_panel", "flat_panel", "solid",
            "make_street", "make_lighting"]

@@ -6,7 +6,7 @@ import math
 import cv2
 import numpy as np
 
-from gsvnet_ros.data.synth_textures import (BICYCLE, LIGHT, MOTORCYCLE, PERSON, POLE, RIDER, SIGN,
+from gsvnet_ros.data.synth.textures import (BICYCLE, LIGHT, MOTORCYCLE, PERSON, POLE, RIDER, SIGN,
                                             VEGETATION, Texture, random_color, value_noise)
 
 __all__ = ["Canvas", "person", "two_wheeler", "tree", "hedge", "street_lamp", "sign_post",

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsvnet_ros.data.synth_sprites import Canvas
-from gsvnet_ros.data.synth_textures import BUS, CAR, TRAIN, TRUCK, Texture, random_color
+from gsvnet_ros.data.synth.sprites import Canvas
+from gsvnet_ros.data.synth.textures import BUS, CAR, TRAIN, TRUCK, Texture, random_color
 
 __all__ = ["VehicleShape", "vehicle_shape", "vehicle_faces"]
 

@@ -12,7 +12,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from gsvnet_ros.data.synth_render import build_scene, render_frame
+from gsvnet_ros.data.synth.render import build_scene, render_frame
 
 __all__ = [
     "SynthConfigError",

@@ -9,9 +9,9 @@ from gsvnet_ros.backends.onnx_export import cached_export
 from gsvnet_ros.backends.onnx_quantize import calibration_frames
 from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from gsvnet_ros.config import ModelConfig
-from gsvnet_ros.data.synth_render import build_scene, render_frame
-from gsvnet_ros.data.synth_writer import sequence_seed
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.data.synth.render import build_scene, render_frame
+from gsvnet_ros.data.synth.writer import sequence_seed
+from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.models.weights import load_weights
 from gsvnet_ros.stream import VideoSegmenter
 

@@ -10,7 +10,7 @@ from gsvnet_ros.backends import build_backend, choose_backend
 from gsvnet_ros.backends.onnx_export import cached_export, model_fingerprint, prune_cache
 from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from gsvnet_ros.config import GSVNetConfig, ModelConfig
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.stream import VideoSegmenter
 
 pytest.importorskip("onnxruntime")

@@ -11,7 +11,7 @@ import torch
 from gsvnet_ros.backends import onnx_export
 from gsvnet_ros.backends.onnxruntime_backend import DEFAULT_MAX_SIZES, OnnxRuntimeBackend
 from gsvnet_ros.config import ConfigError, GSVNetConfig, ModelConfig, load_config
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 
 pytest.importorskip("onnxruntime")
 

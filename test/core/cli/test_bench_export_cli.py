@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from gsvnet_ros import bench
-from gsvnet_ros.bench import fps_by_interval
+from gsvnet_ros.evaluation import bench
+from gsvnet_ros.evaluation.bench import fps_by_interval
 from gsvnet_ros.cli.bench import main as bench_main, print_fp32_reference
 from gsvnet_ros.cli.export import main as export_main
 

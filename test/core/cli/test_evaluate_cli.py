@@ -8,7 +8,7 @@ import torch
 
 from gsvnet_ros.cli.evaluate import main
 from gsvnet_ros.config import ModelConfig
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.models.weights import part_state_dict, save_weights, weights_meta
 
 

@@ -8,10 +8,10 @@ import torch
 from gsvnet_ros.cli.flow_oracle import main as oracle_main
 from gsvnet_ros.config import ModelConfig
 from gsvnet_ros.data import cityscapes
-from gsvnet_ros.data.synth_writer import SynthJob, generate_split
-from gsvnet_ros.flow_oracle import ROWS, VARIANTS, flow_oracle, flow_to_1_8, warp_labels
+from gsvnet_ros.data.synth.writer import SynthJob, generate_split
+from gsvnet_ros.evaluation.flow_oracle import ROWS, VARIANTS, flow_oracle, flow_to_1_8, warp_labels
 from gsvnet_ros.metrics import DistanceConfusion
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from gsvnet_ros.cli.model_card import main as model_card_main
-from gsvnet_ros.model_card import card_checksums, sha256_of
+from gsvnet_ros.evaluation.model_card import card_checksums, sha256_of
 
 
 def _run(tmp_path, name, weight, payload, accelerator=None, **config):

@@ -5,9 +5,9 @@ import torch
 
 from gsvnet_ros.backends.torch_backend import TorchBackend
 from gsvnet_ros.config import ModelConfig, StreamConfig
-from gsvnet_ros.evaluation import Snippet, interval_table, score_offsets, score_per_frame, segment_offsets
+from gsvnet_ros.evaluation.protocol import Snippet, interval_table, score_offsets, score_per_frame, segment_offsets
 from gsvnet_ros.metrics import confusion_matrix, mean_iou
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.stream import VideoSegmenter
 
 
@@ -68,7 +68,7 @@ def test_too_short_snippet_is_an_error(segmenter):
 
 
 def test_target_checks_compare_figures_from_one_run():
-    from gsvnet_ros.eval_report import target_checks
+    from gsvnet_ros.evaluation.report import target_checks
 
     def row(scale, interval, miou, fps, variant=None, minimum=None):
         out = {"keyframe_net": "swiftnet_r18", "scale": scale, "interval": interval, "average_miou": miou,

@@ -1,4 +1,4 @@
-"""The real-motion measurements (gsvnet_ros/real_motion.py): conventions on synthetic motion, then the
+"""The real-motion measurements (gsvnet_ros/evaluation/real_motion.py): conventions on synthetic motion, then the
 real files when present."""
 from pathlib import Path
 
@@ -8,10 +8,10 @@ import pytest
 
 from gsvnet_ros.cli import real_motion as cli
 from gsvnet_ros.labels import IGNORE_INDEX
-from gsvnet_ros.real_motion import (camvid_propagation, dis_flow, grid_1_8, kitti_errors,
+from gsvnet_ros.evaluation.real_motion import (camvid_propagation, dis_flow, grid_1_8, kitti_errors,
                                     read_kitti_flow, zero_flow)
 
-REAL_MOTION = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "real-motion"
+REAL_MOTION = Path(__file__).resolve().parents[4] / "shared" / "realdata" / "real-motion"
 
 
 def _texture(height, width, seed=0):
@@ -96,7 +96,7 @@ def test_on_the_real_files_dis_moves_labels_and_pixels_better_than_nothing(tmp_p
 def test_synthetic_epe_ranks_dis_above_no_motion_and_names_a_missing_split(tmp_path):
     from gsvnet_ros.cli import synth
     from gsvnet_ros.data.errors import DatasetLayoutError
-    from gsvnet_ros.real_motion import synthetic_flow_epe
+    from gsvnet_ros.evaluation.real_motion import synthetic_flow_epe
 
     root = tmp_path / "synth"
     assert synth.main(["generate", "--root", str(root), "--split", "train", "--sequences", "1",

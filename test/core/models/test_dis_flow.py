@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gsvnet_ros.config import ConfigError, load_config
-from gsvnet_ros.models.build import build_gsvnet
+from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.models.dis_flow import dis_flow_1_8
 
 

@@ -40,7 +40,7 @@ def test_border_padding_repeats_the_edge_where_zeros_padding_gives_zeros():
 def test_the_model_warps_with_its_configured_padding(monkeypatch):
     from gsvnet_ros.config import ModelConfig
     from gsvnet_ros.models import gsvnet as gsvnet_module
-    from gsvnet_ros.models.build import build_gsvnet
+    from gsvnet_ros.models.gsvnet import build_gsvnet
 
     used = []
 

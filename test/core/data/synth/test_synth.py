@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from gsvnet_ros.cli.synth import main as synth_main
-from gsvnet_ros.data.synth_render import build_scene, render_frame, visible_in_previous
-from gsvnet_ros.data.synth_writer import (SynthConfigError, SynthJob, annotated_frame,
+from gsvnet_ros.data.synth.render import build_scene, render_frame, visible_in_previous
+from gsvnet_ros.data.synth.writer import (SynthConfigError, SynthJob, annotated_frame,
                                           generate_split, sequence_seed, snippet_paths)
 
 W, H, FRAMES = 256, 128, 3
