@@ -24,6 +24,7 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, what cv2.COLOR_RGB2GRAY uses
 # equal a new object's (tested).
 _local = threading.local()
 _CACHE_LIMIT = 16  # sizes per thread; a new DIS object costs ~30 us
+_MIN_SIDE = 12  # OpenCV DIS refuses an image with both sides under 12 px: such grids are padded
 
 
 def make_dis(preset: str, finest_scale: Optional[int] = None) -> Any:
@@ -51,7 +52,6 @@ def _dis(preset: str, finest_scale: Optional[int], height: int, width: int) -> A
     return cache[key]
 
 
-
 def _grey_u8(frames_1_8: torch.Tensor) -> np.ndarray:
     """(B, 3, h, w) float RGB in [0, 1] -> (B, h, w) uint8 grey levels, on the CPU."""
     weights = torch.tensor(_LUMA, dtype=torch.float32, device=frames_1_8.device).view(1, 3, 1, 1)
@@ -69,7 +69,11 @@ def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: 
                          f"{tuple(frame_1_8.shape)} and {tuple(prev_frame_1_8.shape)}")
     if frame_1_8.is_meta:  # shape-only runs (GMAC counting): DIS is host code, not network MACs
         return frame_1_8.new_zeros((frame_1_8.shape[0], 2, *frame_1_8.shape[-2:]))
-    dis = _dis(preset, finest_scale, int(frame_1_8.shape[-2]), int(frame_1_8.shape[-1]))
+    height, width = int(frame_1_8.shape[-2]), int(frame_1_8.shape[-1])
     current, previous = _grey_u8(frame_1_8), _grey_u8(prev_frame_1_8)
+    if max(height, width) < _MIN_SIDE:  # edge-replicate up to what DIS accepts, crop after
+        pad = ((0, 0), (0, max(0, _MIN_SIDE - height)), (0, max(0, _MIN_SIDE - width)))
+        current, previous = np.pad(current, pad, mode="edge"), np.pad(previous, pad, mode="edge")
+    dis = _dis(preset, finest_scale, current.shape[1], current.shape[2])
     flows = np.stack([dis.calc(current[i], previous[i], None) for i in range(len(current))])
-    return torch.from_numpy(flows).permute(0, 3, 1, 2).to(frame_1_8.device)
+    return torch.from_numpy(flows[:, :height, :width]).permute(0, 3, 1, 2).contiguous().to(frame_1_8.device)

@@ -34,9 +34,9 @@ __all__ = ["PropagationTrainer", "propagation_weights_name", "propagation_model_
 
 
 def propagation_weights_name(cfg: ModelConfig) -> str:
-    """propagation_<net>[_nointra][_learned][_5x5].pt"""
+    """propagation_<net>[_nointra][_learned][_5x5][_dis].pt (_dis: trained on OpenCV DIS flow)"""
     suffix = ("" if cfg.use_intra else "_nointra") + ("_learned" if cfg.learnable_kernels else "") + \
-        ("_5x5" if cfg.kernel_size == 5 else "")
+        ("_5x5" if cfg.kernel_size == 5 else "") + ("_dis" if cfg.flow == "dis" else "")
     return f"propagation_{cfg.keyframe_net}{suffix}.pt"
 
 

@@ -36,6 +36,15 @@ def test_dis_flow_is_backward_and_batched():
         dis_flow_1_8(frames, prevs[:1])
 
 
+def test_grids_under_opencvs_minimum_are_padded_not_refused():
+    """OpenCV DIS raises for an image with both sides under 12 px (a 64x64 frame at 1/8)."""
+    torch.manual_seed(0)
+    frame = torch.rand(2, 3, 8, 8)
+    flow = dis_flow_1_8(frame, frame.roll(1, dims=-1))
+    assert flow.shape == (2, 2, 8, 8) and torch.isfinite(flow).all()
+    assert flow.is_contiguous()
+
+
 def test_config_accepts_dis_and_names_the_choices_otherwise():
     cfg = load_config("config/swiftnet_r18.yaml", {"model": {"flow": "dis", "dis_preset": "ultrafast"}})
     assert (cfg.model.flow, cfg.model.dis_preset) == ("dis", "ultrafast")

@@ -78,6 +78,7 @@ def test_bisenet_keyframe_run_trains_aux_heads_and_exports(tmp_path, keyframe_ru
     ({"use_intra": False}, "propagation_swiftnet_r18_nointra.pt"),
     ({"learnable_kernels": True}, "propagation_swiftnet_r18_learned.pt"),
     ({"kernel_size": 5}, "propagation_swiftnet_r18_5x5.pt"),
+    ({"flow": "dis"}, "propagation_swiftnet_r18_dis.pt"),
 ])
 def test_propagation_run_exports_weights_that_load_into_a_fresh_gsvnet(tmp_path, keyframe_run, model, name):
     root, kf_run = keyframe_run
