@@ -23,6 +23,7 @@ __all__ = [
 KeyframeNet = Literal["swiftnet_r18", "bisenet_r18"]
 # Stated ranges of the integer keys (inclusive); the ROS node's parameters use the same ones.
 KEYFRAME_INTERVAL_RANGE = (1, 1000)
+KEYFRAME_BUDGET_RANGE = (1.0, 1000.0)
 NUM_CLASSES_RANGE = (1, 255)  # label maps are uint8 and 255 is the ignore label
 DIS_FINEST_SCALE_RANGE = (0, 4)
 THREADS_RANGE = (0, 1024)
@@ -113,13 +114,32 @@ class RuntimeConfig:
 class StreamConfig:
     """Keyframe policy and output options of the streaming engine."""
 
-    keyframe_interval: int = 5  # l; 1 = plain per-frame segmentation
+    keyframe_interval: int = 5  # l of the fixed policy; 1 = plain per-frame segmentation
+    # fixed: a keyframe every keyframe_interval frames. adaptive: when the frame has changed enough
+    # since the last keyframe, at a scene change, or after max_keyframe_interval (keyframe_policy.py).
+    keyframe_policy: Literal["fixed", "adaptive"] = "fixed"
+    keyframe_budget: float = 5.0  # adaptive: target mean keyframe interval (frames)
+    max_keyframe_interval: int = 10  # adaptive: never more frames than this between keyframes
+    # adaptive: a frame correlating less than this with the one before is a cut (keyframe at once)
+    scene_change_correlation: float = 0.4
+    # adaptive: change since the keyframe (grey levels) that triggers one; null = from the budget
+    change_threshold: Optional[float] = None
     max_gap_s: float = 0.5  # a larger stamp gap forces a keyframe
     output_resolution: Literal["full", "1/8"] = "full"
     confidence: bool = False
 
     def __post_init__(self) -> None:
         _check_range(self.keyframe_interval, KEYFRAME_INTERVAL_RANGE, "stream.keyframe_interval")
+        _check_range(self.max_keyframe_interval, KEYFRAME_INTERVAL_RANGE, "stream.max_keyframe_interval")
+        low, high = KEYFRAME_BUDGET_RANGE
+        _check(_is_number(self.keyframe_budget) and low <= self.keyframe_budget <= high,
+               "stream.keyframe_budget", f"a number of frames in [{low:g}, {high:g}]", self.keyframe_budget)
+        _check(_is_number(self.scene_change_correlation) and -1 <= self.scene_change_correlation <= 1,
+               "stream.scene_change_correlation", "a correlation in [-1, 1]", self.scene_change_correlation)
+        _check(self.change_threshold is None or (_is_number(self.change_threshold)
+                                                 and 0 <= self.change_threshold <= 255),
+               "stream.change_threshold", "null (from the budget) or grey levels in [0, 255]",
+               self.change_threshold)
         low, high = MAX_GAP_S_RANGE
         _check(isinstance(self.max_gap_s, (int, float)) and not isinstance(self.max_gap_s, bool)
                and low <= self.max_gap_s <= high, "stream.max_gap_s",
@@ -133,6 +153,10 @@ class GSVNetConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check(ok: bool, key: str, expected: str, got: Any) -> None:

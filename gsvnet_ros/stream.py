@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .backends.base import Backend
 from .config import GSVNetConfig, StreamConfig
+from .keyframe_policy import FrameChange, check_budget, frame_change, grey_1_8, threshold_for_budget
 from .models.preprocess import downsample_1_8
 from .output_stage import FACTOR, LabelUpsampler
 
@@ -51,6 +52,9 @@ class SegmentationResult:
     stamp_ns: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     confidence: Optional[np.ndarray] = None  # same shape as labels, float32 in [0, 1]
+    # Adaptive policy: how much this frame differed from the last keyframe and from the frame before
+    # (grey levels at 1/8), what the decision was made on; None under the fixed policy.
+    change: Optional[FrameChange] = None
 
 
 @dataclass
@@ -62,6 +66,8 @@ class _StreamState:
     prev_logits_1_8: torch.Tensor
     frames_since_keyframe: int
     last_stamp_ns: int
+    keyframe_grey: Optional[torch.Tensor] = None  # adaptive policy: the keyframe's grey 1/8 frame
+    prev_grey: Optional[torch.Tensor] = None
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -85,6 +91,8 @@ class VideoSegmenter:
         self.backend = backend
         self.cfg = stream_cfg or StreamConfig()
         self._interval = self.cfg.keyframe_interval
+        self._policy = self.cfg.keyframe_policy
+        self._budget = float(self.cfg.keyframe_budget)
         self._upsampler = LabelUpsampler()
         self._state: Optional[_StreamState] = None
         self._frame_index = 0
@@ -106,6 +114,35 @@ class VideoSegmenter:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"keyframe_interval must be an integer >= 1, got {value!r}")
         self._interval = value
+
+    @property
+    def keyframe_policy(self) -> str:
+        return self._policy
+
+    @keyframe_policy.setter
+    def keyframe_policy(self, value: str) -> None:
+        if value not in ("fixed", "adaptive"):
+            raise ValueError(f"keyframe_policy must be 'fixed' or 'adaptive', got {value!r}")
+        self._policy = value
+
+    @property
+    def keyframe_budget(self) -> float:
+        """Adaptive policy: target mean keyframe interval (frames)."""
+        return self._budget
+
+    @keyframe_budget.setter
+    def keyframe_budget(self, value: float) -> None:
+        problem = check_budget(value)
+        if problem:
+            raise ValueError(problem)
+        self._budget = float(value)
+
+    @property
+    def change_threshold(self) -> float:
+        """Adaptive policy: change since the keyframe (grey levels) that triggers the next one."""
+        if self.cfg.change_threshold is not None:
+            return float(self.cfg.change_threshold)
+        return threshold_for_budget(self._budget)
 
     @property
     def model_name(self) -> str:
@@ -137,8 +174,20 @@ class VideoSegmenter:
             return "stamp_backwards"
         if stamp_ns - state.last_stamp_ns > self.cfg.max_gap_s * 1e9:
             return "gap"
-        if state.frames_since_keyframe + 1 >= self._interval:
+        if self._policy == "fixed" and state.frames_since_keyframe + 1 >= self._interval:
             return "interval"
+        return ""
+
+    def _adaptive_reason(self, change: FrameChange) -> str:
+        """The adaptive policy's decision for a frame no other rule made a keyframe."""
+        state = self._state
+        assert state is not None
+        if change.correlation_with_previous < self.cfg.scene_change_correlation:
+            return "scene_change"
+        if change.since_keyframe >= self.change_threshold:
+            return "change"
+        if state.frames_since_keyframe + 1 >= self.cfg.max_keyframe_interval:
+            return "max_interval"
         return ""
 
     def step(self, frame_rgb: np.ndarray, stamp_ns: int, *, force_reason: Optional[str] = None
@@ -149,8 +198,20 @@ class VideoSegmenter:
         height, width = frame_rgb.shape[:2]
         reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
         device = self.backend.device
+        adaptive = self._policy == "adaptive"
+        change, grey = None, None
         with torch.inference_mode():
-            frame, frame_1_8 = self.prepare(frame_rgb, device, full=bool(reason))
+            finish, frame_1_8 = self._prepare(frame_rgb, device)
+            if adaptive:
+                grey = grey_1_8(frame_1_8)
+                state = self._state
+                if state is not None and not reason:
+                    if state.keyframe_grey is None or state.prev_grey is None:
+                        reason = "policy_change"  # switched from fixed: no keyframe to compare with
+                    else:
+                        change = frame_change(grey, state.keyframe_grey, state.prev_grey)
+                        reason = self._adaptive_reason(change)
+            frame = finish() if reason else None
             t_pre = self._sync_time(frame_1_8)
             if reason:
                 logits = self.backend.keyframe(frame)
@@ -169,8 +230,11 @@ class VideoSegmenter:
             t_out = time.perf_counter()
 
         since = 0 if reason else self._state.frames_since_keyframe + 1  # type: ignore[union-attr]
-        self._state = _StreamState((height, width), frame_1_8, logits, since, int(stamp_ns))
+        keyframe_grey = grey if reason else (self._state.keyframe_grey if self._state else None)
+        self._state = _StreamState((height, width), frame_1_8, logits, since, int(stamp_ns),
+                                   keyframe_grey=keyframe_grey, prev_grey=grey)
         result = SegmentationResult(
+            change=change,
             labels=labels, confidence=confidence, is_keyframe=bool(reason), keyframe_reason=reason,
             frames_since_keyframe=since, frame_index=self._frame_index, stamp_ns=int(stamp_ns),
             timings_ms={"preprocess": 1e3 * (t_pre - t_start), "network": 1e3 * (t_net - t_pre),
@@ -185,10 +249,17 @@ class VideoSegmenter:
             torch.cuda.synchronize(tensor.device)
         return time.perf_counter()
 
+    @classmethod
+    def prepare(cls, frame_rgb: np.ndarray, device: torch.device, full: bool
+                ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
+        """(H, W, 3) uint8 -> (full frame or None, frame at 1/8), float RGB in [0, 1], (1, 3, h, w)."""
+        finish, frame_1_8 = cls._prepare(frame_rgb, device)
+        return (finish() if full else None), frame_1_8
+
     @staticmethod
-    def prepare(frame_rgb: np.ndarray, device: torch.device, full: bool
-                 ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
-        """(H, W, 3) uint8 -> (full frame or None, frame at 1/8), float RGB in [0, 1], (1, 3, h, w).
+    def _prepare(frame_rgb: np.ndarray, device: torch.device
+                 ) -> tuple[Callable[[], torch.Tensor], torch.Tensor]:
+        """(H, W, 3) uint8 -> (a function giving the full frame, the frame at 1/8).
 
         The frame is padded by edge replication up to a multiple of 32 and area-averaged to 1/8; the
         full-resolution frame is only finished for keyframes (a non-keyframe needs the 1/8 frame
@@ -205,15 +276,13 @@ class VideoSegmenter:
             small = cv2.resize(as_float, ((width + pad_w) // FACTOR, (height + pad_h) // FACTOR),
                                interpolation=cv2.INTER_AREA)
             frame_1_8 = torch.from_numpy(small).permute(2, 0, 1)[None].div_(255.0).contiguous()
-            if not full:
-                return None, frame_1_8
-            return torch.from_numpy(as_float).permute(2, 0, 1)[None].div_(255.0), frame_1_8
+            return (lambda: torch.from_numpy(as_float).permute(2, 0, 1)[None].div_(255.0)), frame_1_8
         tensor = torch.from_numpy(np.ascontiguousarray(frame_rgb)).to(device, non_blocking=True)
         tensor = tensor.permute(2, 0, 1)[None].float()  # 0..255
         if pad_h or pad_w:
             tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
         frame_1_8 = downsample_1_8(tensor).div_(255.0)
-        return (tensor.div_(255.0) if full else None), frame_1_8
+        return (lambda: tensor.div_(255.0)), frame_1_8
 
     def _output(self, logits_1_8: torch.Tensor, height: int, width: int
                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:

@@ -1,4 +1,6 @@
-"""gsvnet-eval: the paper's tables (accuracy–throughput, complexity, ablations) from shipped weights."""
+"""gsvnet-eval: the paper's tables (accuracy–throughput, complexity, ablations) from shipped weights;
+--whole-sequences: keyframe policies scored on every frame; --calibrate-keyframes: the adaptive
+policy's thresholds from a split's frames."""
 from __future__ import annotations
 
 import argparse
@@ -14,12 +16,15 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from ..backends import choose_backend
-from ..config import ConfigError, GSVNetConfig, ModelConfig, RuntimeConfig
+from ..config import ConfigError, GSVNetConfig, ModelConfig, RuntimeConfig, StreamConfig, load_config
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
-from ..evaluation.report import plot_accuracy_throughput, write_json, write_markdown
+from ..evaluation.report import plot_accuracy_throughput, write_atomic, write_json, write_markdown
 from ..evaluation.runs import VARIANTS, EvalPlan, find_model_files, run_all
 from ..evaluation.protocol import Snippet
+from ..evaluation.sequences import (SequencePlan, calibrate_keyframes, list_labelled_sequences,
+                                    load_sequence, plot_sequences, render_sequence_markdown, sequence_rows)
 from ..models.weights import WeightsError
+from ..stream import VideoSegmenter
 from .common import fail, interruptible, prepare_dir
 
 
@@ -46,7 +51,87 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-mismatched-weights", action="store_true",
                         help="use propagation files trained with another flow or keyframe file "
                              "(runtime.allow_mismatched_weights; a warning instead of an error)")
+    mode = parser.add_argument_group("keyframe policies (issue: adaptive keyframes)")
+    mode.add_argument("--whole-sequences", nargs="+", type=Path, metavar="CONFIG",
+                      help="score every frame of every snippet with each config (YAML): per frame by "
+                           "scale, fixed intervals, adaptive budgets; writes sequences.{json,md,png}")
+    mode.add_argument("--intervals", type=int, nargs="+", default=list(SequencePlan.intervals),
+                      help="--whole-sequences: fixed keyframe intervals")
+    mode.add_argument("--budgets", type=float, nargs="+", default=list(SequencePlan.budgets),
+                      help="--whole-sequences / --calibrate-keyframes: adaptive keyframe budgets")
+    mode.add_argument("--scales", type=float, nargs="*", default=list(SequencePlan.scales),
+                      help="--whole-sequences: input scales of the per-frame rows")
+    mode.add_argument("--calibrate-keyframes", action="store_true",
+                      help="change thresholds of the adaptive policy for --budgets on --data/--split "
+                           "(no network runs); writes keyframe_calibration.json")
     return parser
+
+
+def _machine(threads: int) -> str:
+    return f"{platform.machine()} CPU with {os.cpu_count()} cores, {threads} threads"
+
+
+def _command(argv: Optional[Sequence[str]]) -> str:
+    return "gsvnet-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+
+
+def _calibrate(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
+    defaults = StreamConfig()
+    try:
+        with tqdm(desc="read sequences", unit="snippet") as bar:
+            result = calibrate_keyframes(args.data, args.split, sorted(args.budgets),
+                                         defaults.max_keyframe_interval, defaults.scene_change_correlation,
+                                         args.snippets, progress=bar.update)
+    except DatasetLayoutError as exc:
+        return fail(str(exc))
+    if not result["sequences"]:
+        return fail(f"no densely labelled snippets under {args.data} split {args.split!r}")
+    result["command"] = _command(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out / "keyframe_calibration.json")
+    for row in result["thresholds"]:
+        print(f"budget {row['budget']:g}: change_threshold {row['change_threshold']:.2f} "
+              f"(mean interval {row['mean_interval']:.2f})")
+    print("correlation of consecutive frames: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in result["consecutive_correlation"].items()))
+    return 0
+
+
+def _whole_sequences(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
+    plan = SequencePlan(scales=tuple(args.scales), intervals=tuple(args.intervals),
+                        budgets=tuple(args.budgets))
+    try:
+        configs = {path.stem: load_config(path, {"runtime": {"threads": args.threads,
+                                                             "device": args.device}})
+                   for path in args.whole_sequences}
+        groups = list_labelled_sequences(args.data, args.split)[:args.snippets]
+        if not groups:
+            return fail(f"no densely labelled snippets under {args.data} split {args.split!r} "
+                        "(gtFine_sequence)")
+        sequences = [load_sequence(args.data, args.split, items)
+                     for items in tqdm(groups, desc="load sequences", unit="snippet")]
+    except (ConfigError, DatasetLayoutError) as exc:
+        return fail(str(exc))
+    started, rows = time.perf_counter(), []
+    runs = len(plan.scales) + len(plan.intervals) + len(plan.budgets)
+    try:
+        with tqdm(total=runs * len(sequences) * len(configs), desc="evaluate", unit="sequence") as bar:
+            for name, cfg in configs.items():
+                def build(scale: Optional[float], cfg: GSVNetConfig = cfg):
+                    model = cfg.model if scale is None else dataclasses.replace(cfg.model, keyframe_scale=scale)
+                    return VideoSegmenter.from_config(dataclasses.replace(cfg, model=model))
+                rows += sequence_rows(build, sequences, plan, name, progress=bar.update)
+    except (ConfigError, WeightsError) as exc:
+        return fail(str(exc))
+    results = {"rows": rows, "sequences": len(sequences), "frames_per_sequence": len(sequences[0].frames),
+               "per_frame_stride": plan.per_frame_stride, "machine": _machine(args.threads) + ".",
+               "wall_s": time.perf_counter() - started, "command": _command(argv)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(results, args.out / "sequences.json")
+    write_atomic(args.out / "sequences.md", render_sequence_markdown(results, results["command"]))
+    plot_sequences(results, args.out / "sequences.png")
+    print(f"wrote {args.out / 'sequences.md'}, sequences.json and sequences.png in {results['wall_s']:.0f} s")
+    return 0
 
 
 def load_snippets(root: Path, split: str, frames: int, limit: Optional[int]) -> list[Snippet]:
@@ -66,6 +151,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     problem = prepare_dir(args.out, "--out")
     if problem:
         return fail(problem)
+    if args.calibrate_keyframes:
+        return _calibrate(args, argv)
+    if args.whole_sequences:
+        return _whole_sequences(args, argv)
     model_files = find_model_files(args.models_dir)
     if not model_files:
         return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
@@ -99,7 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           f"backend {args.backend} = {backend}")
     results["wall_s"] = time.perf_counter() - started
     results["variants"] = {k or "full": v[1] for k, v in VARIANTS.items()}
-    command = "gsvnet-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = _command(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(results, args.out / "results.json")
     write_markdown(results, command, args.out / "results.md")

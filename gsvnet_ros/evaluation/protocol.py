@@ -66,6 +66,7 @@ def segment_offsets(segmenter: VideoSegmenter, snippet: Snippet, max_offset: int
 def score_offsets(segmenter: VideoSegmenter, snippets: Iterable[Snippet], max_offset: int = 5,
                   num_classes: int = 19, progress: Optional[Callable] = None) -> OffsetScores:
     """Run every offset on every snippet and pool confusion matrices by distance from the keyframe."""
+    segmenter.keyframe_policy = "fixed"
     segmenter.keyframe_interval = 10 ** 6  # keyframes only where the protocol puts them
     scores = OffsetScores(DistanceConfusion(num_classes=num_classes))
     for snippet in snippets:
@@ -79,6 +80,7 @@ def score_offsets(segmenter: VideoSegmenter, snippets: Iterable[Snippet], max_of
 def score_per_frame(segmenter: VideoSegmenter, snippets: Iterable[Snippet], num_classes: int = 19,
                     progress: Optional[Callable] = None) -> DistanceConfusion:
     """Image-based segmentation of the annotated frame alone (every frame a keyframe)."""
+    segmenter.keyframe_policy = "fixed"
     segmenter.keyframe_interval = 1
     confusion = DistanceConfusion(num_classes=num_classes)
     for snippet in snippets:

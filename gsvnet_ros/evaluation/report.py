@@ -8,21 +8,22 @@ from typing import Any, Optional
 
 from ..labels import CLASS_NAMES
 
-__all__ = ["write_json", "write_markdown", "render_markdown", "plot_accuracy_throughput"]
+__all__ = ["write_json", "write_markdown", "write_atomic", "render_markdown", "plot_accuracy_throughput"]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename: complete or absent."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
 def write_json(results: dict, path: Path) -> None:
-    _atomic_write_text(path, json.dumps(results, indent=1, default=float))
+    write_atomic(path, json.dumps(results, indent=1, default=float))
 
 
 def write_markdown(results: dict, command: str, path: Path) -> None:
-    _atomic_write_text(path, render_markdown(results, command))
+    write_atomic(path, render_markdown(results, command))
 
 
 def _pct(value: Any) -> str:

@@ -22,7 +22,7 @@ LAYERS = (
                          "gsvnet_ros.data")),
     ("networks", ("gsvnet_ros.models",)),
     ("inference", ("gsvnet_ros.backends",)),
-    ("streaming", ("gsvnet_ros.stream",)),
+    ("streaming", ("gsvnet_ros.stream", "gsvnet_ros.keyframe_policy")),
     ("offline products", ("gsvnet_ros.bag", "gsvnet_ros.training")),
     ("measurement", ("gsvnet_ros.evaluation",)),
     ("commands", ("gsvnet_ros.cli",)),
