@@ -279,7 +279,7 @@ class SegmentationNode(Node):
             result = stream.segmenter.step(frame.rgb, stamp, force_reason=force)
         self._publish(frame, result)
         age_ms = (self.get_clock().now().nanoseconds - stamp) / 1e6
-        self.stats.on_processed(is_keyframe=result.is_keyframe,
+        self.stats.on_processed(is_keyframe=result.is_keyframe, keyframe_reason=result.keyframe_reason,
                                 latency_ms=(time.monotonic() - frame.received) * 1e3,
                                 model_ms=result.timings_ms.get("total", 0.0), stamp_age_ms=age_ms)
 
@@ -313,9 +313,9 @@ class SegmentationNode(Node):
         previous = self._values.get(name)
         self._values[name] = value
         with self._state_lock:
-            if name == "keyframe_interval":
+            if name in ("keyframe_interval", "keyframe_policy", "keyframe_budget"):
                 for stream in self._streams.values():
-                    stream.segmenter.keyframe_interval = value
+                    setattr(stream.segmenter, name, value)
             elif name in P.RUNTIME_REBUILD and value != previous:
                 self._streams.clear()
                 self.get_logger().info(f"{name} is now {value!r}: every stream restarts with a "
@@ -357,6 +357,8 @@ class SegmentationNode(Node):
         values = diagnostic_values(snap)
         values.update({"streams": len(self._streams),
                        "keyframe_interval": self._values["keyframe_interval"],
+                       "keyframe_policy": self._values["keyframe_policy"],
+                       "keyframe_budget": self._values["keyframe_budget"],
                        "model": self.backend.model_name, "backend": self.backend.name,
                        "enabled": self._values["enabled"]})
         self._pub_diag.publish(messages.diagnostic_array(

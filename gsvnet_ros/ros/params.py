@@ -67,6 +67,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("keyframe_interval", 5, "l: run the image network every l frames, propagate in "
               "between (1 = every frame is a keyframe).", int_range=(1, 1000),
               config_key=("stream", "keyframe_interval")),
+    ParamSpec("keyframe_policy", "fixed", "fixed: a keyframe every keyframe_interval frames; adaptive: "
+              "when the frame has changed enough since the last keyframe (threshold from "
+              "keyframe_budget), at a scene cut, or after max_keyframe_interval frames.",
+              choices=("fixed", "adaptive"), config_key=("stream", "keyframe_policy")),
+    ParamSpec("keyframe_budget", 5.0, "adaptive policy: target mean keyframe interval (frames); "
+              "the change threshold follows from it (calibrated on the synthetic train split).",
+              float_range=(1.0, 1000.0), config_key=("stream", "keyframe_budget")),
+    ParamSpec("max_keyframe_interval", 10, "adaptive policy: never more frames than this between "
+              "keyframes. Changing it restarts every stream with a keyframe.", int_range=(1, 1000),
+              config_key=("stream", "max_keyframe_interval")),
     ParamSpec("keyframe_scale", 0.75, "Input scale of the keyframe network (fixed by the weights).",
               read_only=True, float_range=(0.1, 1.0), config_key=("model", "keyframe_scale")),
     ParamSpec("max_gap_s", 0.5, "A stamp gap longer than this forces a keyframe (seconds).",
@@ -104,7 +114,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 # Changing one of these rebuilds the per-camera streams (the next frame of each is a keyframe).
-RUNTIME_REBUILD = frozenset({"max_gap_s", "mask_resolution"})
+RUNTIME_REBUILD = frozenset({"max_gap_s", "mask_resolution", "max_keyframe_interval"})
 
 
 def descriptor(spec: ParamSpec) -> Any:
@@ -154,6 +164,11 @@ def validate(name: str, value: Any) -> Optional[str]:
     if name == "keyframe_interval" and (isinstance(value, bool) or not isinstance(value, int)
                                         or value < 1):
         return f"keyframe_interval must be an integer >= 1, got {value!r}"
+    if name == "keyframe_budget" and not (isinstance(value, float) and 1.0 <= value <= 1000.0):
+        return f"keyframe_budget must be a number of frames in [1, 1000], got {value!r}"
+    if name == "max_keyframe_interval" and (isinstance(value, bool) or not isinstance(value, int)
+                                            or value < 1):
+        return f"max_keyframe_interval must be an integer >= 1, got {value!r}"
     if name == "overlay_alpha" and not (isinstance(value, float) and 0.0 <= value <= 1.0):
         return f"overlay_alpha must be a number in [0, 1], got {value!r}"
     if name == "max_gap_s" and not (isinstance(value, float) and value > 0.0):
@@ -180,7 +195,9 @@ def build_config(config_file: str, values: Mapping[str, Any]) -> GSVNetConfig:
 
 
 def stream_config(cfg: GSVNetConfig, values: Mapping[str, Any]) -> StreamConfig:
-    """cfg.stream with the run-time stream parameters (interval, gap, mask resolution) applied."""
+    """cfg.stream with the run-time stream parameters (policy, interval, budget, gap, mask
+    resolution) applied."""
     return replace(cfg.stream, keyframe_interval=values["keyframe_interval"],
-                   max_gap_s=values["max_gap_s"],
+                   keyframe_policy=values["keyframe_policy"], keyframe_budget=values["keyframe_budget"],
+                   max_keyframe_interval=values["max_keyframe_interval"], max_gap_s=values["max_gap_s"],
                    output_resolution=_MASK_TO_STREAM[values["mask_resolution"]])

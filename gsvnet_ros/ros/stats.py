@@ -75,6 +75,7 @@ class NodeStats:
         self.callback_errors = 0
         self.decode_errors: collections.Counter[str] = collections.Counter()
         self.frames_by_type: collections.Counter[str] = collections.Counter()
+        self.keyframe_reasons: collections.Counter[str] = collections.Counter()
         self._recent_types: collections.deque[bool] = collections.deque(maxlen=window)
         self.latency_ms = {t: RollingWindow(window) for t in FRAME_TYPES}
         self.model_ms = {t: RollingWindow(window) for t in FRAME_TYPES}
@@ -110,10 +111,12 @@ class NodeStats:
             self.callback_errors += 1
 
     def on_processed(self, *, is_keyframe: bool, latency_ms: float, model_ms: float,
-                     stamp_age_ms: float) -> None:
+                     stamp_age_ms: float, keyframe_reason: str = "") -> None:
         frame_type = FRAME_TYPES[0] if is_keyframe else FRAME_TYPES[1]
         with self._lock:
             self.processed += 1
+            if is_keyframe:
+                self.keyframe_reasons[keyframe_reason or "unknown"] += 1
             self.frames_by_type[frame_type] += 1
             self._recent_types.append(bool(is_keyframe))
             self.latency_ms[frame_type].add(latency_ms)
@@ -137,6 +140,7 @@ class NodeStats:
                 "decode_errors": sum(self.decode_errors.values()),
                 "decode_errors_by_kind": dict(self.decode_errors),
                 "keyframes": self.frames_by_type[FRAME_TYPES[0]],
+                "keyframe_reasons": dict(self.keyframe_reasons),
                 "keyframe_ratio": (sum(recent) / len(recent)) if recent else None,
                 "stamp_age_ms": self.stamp_age_ms.summary(),
             }
@@ -161,4 +165,6 @@ def diagnostic_values(snap: dict[str, Any]) -> dict[str, Any]:
         "frames_skipped_disabled", "decode_errors", "segmentation_errors", "callback_errors")})
     for kind, count in sorted(snap["decode_errors_by_kind"].items()):
         values[f"decode_errors_{kind}"] = count
+    for reason, count in sorted(snap.get("keyframe_reasons", {}).items()):
+        values[f"keyframes_{reason}"] = count
     return values

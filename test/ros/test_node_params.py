@@ -80,6 +80,31 @@ def test_interval_change_applies_to_running_streams(harness_info, ros_info):
     assert [m.is_keyframe for m in h.received["info"]] == [True, False, True, False, True]
 
 
+def test_adaptive_policy_at_run_time_takes_a_keyframe_at_a_cut_and_reports_why(harness_info, ros_info):
+    ros = ros_info
+    h = harness_info(subscribe=("info",))
+    h.step(image_msg(scene(), stamp_ns=NS))
+    assert _set(ros, h.node, "keyframe_policy", "adaptive").successful
+    assert _set(ros, h.node, "keyframe_budget", 8.0).successful
+    assert not _set(ros, h.node, "keyframe_budget", 0.5).successful
+    for i in range(1, 4):  # a slowly moving scene, then a different one
+        h.step(image_msg(scene(shift=i), stamp_ns=NS + i * 50_000_000))
+    h.step(image_msg(scene(seed=9)[::-1].copy(), stamp_ns=NS + 4 * 50_000_000))
+    reasons = [m.keyframe_reason for m in h.received["info"]]
+    assert reasons[:3] == ["first", "policy_change", ""] and reasons[-1] in ("scene_change", "change")
+    values = {v.key: v.value for v in _diagnostics(h)}
+    assert values["keyframe_policy"] == "adaptive" and float(values["keyframe_budget"]) == 8.0
+    assert values["keyframes_policy_change"] == "1" and values["keyframes_first"] == "1"
+
+
+def _diagnostics(h):
+    """The key-value pairs of the node's next /diagnostics status."""
+    count = len(h.received["diagnostics"])
+    h.node.publish_diagnostics()
+    h.spin(until=lambda: len(h.received["diagnostics"]) > count)
+    return h.received["diagnostics"][-1].status[0].values
+
+
 def test_mask_resolution_change_restarts_streams_with_a_keyframe(harness_info, ros_info):
     ros = ros_info
     h = harness_info(subscribe=("info", "class_mask"))
