@@ -69,6 +69,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([share, "config", "gsvnet.yaml"]),
                               description="ROS parameters of the node (YAML)"),
+        DeclareLaunchArgument("config_file",
+                              default_value=PathJoinSubstitution([share, "config", "swiftnet_r18.yaml"]),
+                              description="model config with the weights to load (default: the "
+                                          "shipped SwiftNet-R18); '' = the params file's"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N (empty: params file)"),
         DeclareLaunchArgument("keyframe_interval", default_value="",
@@ -95,6 +99,7 @@ def generate_launch_description() -> LaunchDescription:
             launch_arguments={
                 "image_topic": LaunchConfiguration("image_topic"),
                 "params_file": LaunchConfiguration("params_file"),
+                "config_file": LaunchConfiguration("config_file"),
                 "device": LaunchConfiguration("device"),
                 "keyframe_interval": LaunchConfiguration("keyframe_interval"),
                 "use_sim_time": "true",

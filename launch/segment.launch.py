@@ -3,6 +3,9 @@
     ros2 launch gsvnet_ros segment.launch.py image_topic:=/camera/image_raw device:=cuda
 
 Launch arguments left empty do not override the params file (config/gsvnet.yaml by default).
+config_file defaults to the shipped SwiftNet-R18 model (config/swiftnet_r18.yaml: its weights, flow
+and stream settings); config_file:=config/bisenet_r18.yaml's path picks the other net, and
+config_file:='' leaves it to the params file.
 Every process this file starts loads config/fastdds_large_images.xml, the Fast DDS profile under
 which full-size frames arrive with best-effort QoS (README, docs/dds_delivery.md); the camera
 driver should load it too. `fastdds_profile:=''` leaves Fast DDS on its own settings.
@@ -41,6 +44,8 @@ def _segmentation_node(context):
         return LaunchConfiguration(name).perform(context)
 
     overrides = {"use_sim_time": arg("use_sim_time") == "true"}
+    if arg("config_file"):
+        overrides["config_file"] = arg("config_file")
     if arg("device"):
         overrides["device"] = arg("device")
     if arg("keyframe_interval"):
@@ -67,6 +72,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([share, "config", "gsvnet.yaml"]),
                               description="ROS parameters of the node (YAML)"),
+        DeclareLaunchArgument("config_file",
+                              default_value=PathJoinSubstitution([share, "config", "swiftnet_r18.yaml"]),
+                              description="model config with the weights to load (default: the "
+                                          "shipped SwiftNet-R18); '' = the params file's"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N (empty: params file)"),

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from gsvnet_ros import codec
@@ -85,6 +86,10 @@ def _log_other_decode_error(log: Any, text: str, period: float) -> None:
     log.error(text, throttle_duration_sec=period)
 
 
+def _file_name(path: Optional[str]) -> str:
+    return Path(path).name if path else "none (random)"
+
+
 class SegmentationNode(Node):
     """Subscribes `image`; publishes ~/class_mask, ~/color_mask, ~/overlay, ~/label_info, ~/info."""
 
@@ -112,10 +117,20 @@ class SegmentationNode(Node):
             self._worker = threading.Thread(target=self._worker_loop, name="gsvnet_worker",
                                             daemon=True)
             self._worker.start()
+        runtime = self.config.runtime
+        policy = (f"keyframe interval {self._values['keyframe_interval']}"
+                  if self._values["keyframe_policy"] == "fixed"
+                  else f"adaptive keyframes (budget {self._values['keyframe_budget']:g})")
         self.get_logger().info(
             f"GSVNet {getattr(backend, 'model_name', '?')} on {getattr(backend, 'name', '?')} "
-            f"({getattr(backend, 'device', '?')}), keyframe interval "
-            f"{self._values['keyframe_interval']}, listening on {self._image_sub.topic_name}")
+            f"({getattr(backend, 'device', '?')}), flow {self.config.model.flow}, {policy}, "
+            f"listening on {self._image_sub.topic_name}; weights: "
+            f"{_file_name(runtime.keyframe_weights)} + {_file_name(runtime.propagation_weights)}")
+        if runtime.keyframe_weights is None:
+            self.get_logger().warning(
+                "no keyframe_weights (config_file and keyframe_weights are empty): the networks are "
+                "randomly initialised and their labels mean nothing; set config_file to a model "
+                "config such as share/gsvnet_ros/config/swiftnet_r18.yaml")
 
     # ---- set-up --------------------------------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:

@@ -63,3 +63,6 @@ def test_launched_process_segments_full_size_frames_and_stops_cleanly(tmp_path, 
     assert code == 0, out
     assert "Traceback" not in out, out
     assert "stopped: worker thread joined" in out, out
+    # the launch file's default config_file: the shipped model, not random weights
+    assert "weights: keyframe_swiftnet_r18.pt + propagation_swiftnet_r18" in out, out
+    assert "randomly initialised" not in out, out

@@ -54,9 +54,12 @@ def test_segment_launch_passes_only_given_arguments():
     (node,) = nodes
     files, overrides = _override_file(node)
     assert files[0].endswith("config/gsvnet.yaml")
-    assert list(overrides.values())[0]["ros__parameters"] == {"use_sim_time": False}
+    params = list(overrides.values())[0]["ros__parameters"]
+    assert params.pop("config_file").endswith("config/swiftnet_r18.yaml")  # the shipped model
+    assert params == {"use_sim_time": False}
     _, nodes, _, _ = _expand("segment.launch.py", {"device": "cuda:0", "keyframe_interval": "3",
-                                                   "rviz": "true", "image_topic": "/cam/img"})
+                                                   "rviz": "true", "image_topic": "/cam/img",
+                                                   "config_file": ""})
     seg = [n for n in nodes if n.node_executable == "segmentation_node"][0]
     params = list(_override_file(seg)[1].values())[0]["ros__parameters"]
     assert params == {"device": "cuda:0", "keyframe_interval": 3, "use_sim_time": False}
