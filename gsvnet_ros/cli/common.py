@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
-from ..config import GSVNetConfig, load_config
+from ..config import ConfigError, GSVNetConfig, load_config
 
 __all__ = ["parse_size", "config_from_args", "add_config_arguments", "fail", "Terminated",
            "SIGINT_STATUS", "SIGTERM_STATUS", "sigterm_as_interrupt", "interrupted", "interruptible",
-           "prepare_dir"]
+           "prepare_dir", "add_flow_net_arguments", "flow_net_config_from_args"]
 
 # Exit statuses of an interrupted command: 128 + the signal number, as a shell reports it.
 SIGINT_STATUS = 128 + signal.SIGINT  # 130
@@ -55,6 +56,33 @@ def config_from_args(args: argparse.Namespace, extra: Mapping[str, Mapping[str, 
     if getattr(args, "keyframe_net", None):
         overrides.setdefault("model", {})["keyframe_net"] = args.keyframe_net
     return load_config(getattr(args, "config", None), overrides)
+
+
+def add_flow_net_arguments(parser: argparse.ArgumentParser) -> None:
+    """The config options, plus the propagation file whose trained flow net O a flow command measures."""
+    add_config_arguments(parser)
+    parser.add_argument("--propagation-weights",
+                        help="propagation file trained with model.flow: learned, whose flow net is "
+                             "measured (default: the config's, when the config's flow is learned)")
+
+
+def flow_net_config_from_args(args: argparse.Namespace) -> GSVNetConfig:
+    """The config with the trained flow net: model.flow learned and a flow-net propagation file.
+
+    A config whose flow is DIS (the shipped ones) carries a propagation file trained on DIS flow,
+    whose flow net was never trained: measuring it would be measuring a warm start, so that needs
+    --propagation-weights naming a learned-flow file."""
+    overrides: dict[str, dict[str, Any]] = {"model": {"flow": "learned"}}
+    if getattr(args, "propagation_weights", None):
+        # absolute: a relative path in the overrides would be taken relative to the YAML's folder
+        overrides["runtime"] = {"propagation_weights": str(Path(args.propagation_weights).resolve())}
+    else:
+        configured = load_config(getattr(args, "config", None)).model.flow
+        if configured != "learned":
+            raise ConfigError(f"--config {args.config} uses model.flow: {configured}, whose propagation "
+                              "file has no trained flow net; expected --propagation-weights naming a "
+                              "model.flow: learned file, e.g. models/propagation_swiftnet_r18.pt")
+    return config_from_args(args, overrides)
 
 
 def prepare_dir(path: Any, setting: str) -> Optional[str]:

@@ -14,7 +14,7 @@ from ..config import ConfigError
 from ..data.errors import DatasetLayoutError
 from ..evaluation.flow_oracle import ROWS, flow_oracle
 from ..models.weights import WeightsError
-from .common import add_config_arguments, config_from_args, fail, interruptible
+from .common import add_flow_net_arguments, fail, flow_net_config_from_args, interruptible
 
 
 @interruptible("python -m gsvnet_ros.cli.flow_oracle")
@@ -26,10 +26,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--snippets", type=int, default=0, help="first N snippets only (0 = all)")
     parser.add_argument("--max-distance", type=int, default=4, help="largest keyframe distance (l - 1)")
     parser.add_argument("--json", type=Path, help="also write the table here")
-    add_config_arguments(parser)
+    add_flow_net_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        cfg = flow_net_config_from_args(args)
         device = resolve_device(cfg.runtime.device)
     except (ConfigError, RuntimeError) as exc:  # RuntimeError: CUDA asked for but absent
         return fail(str(exc))

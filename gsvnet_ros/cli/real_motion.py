@@ -19,7 +19,7 @@ from ..data.errors import DatasetLayoutError
 from ..models.weights import WeightsError
 from ..evaluation.real_motion import (FlowFn, dis_flow, learned_flow, measure_real_motion, synthetic_flow_epe,
                            zero_flow)
-from .common import add_config_arguments, config_from_args, fail, interruptible
+from .common import add_flow_net_arguments, fail, flow_net_config_from_args, interruptible
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "real-motion"
 
@@ -89,10 +89,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--synthetic", type=Path, metavar="ROOT",
                         help="instead: end-point error against the exact flow of `gsvnet-synth generate "
                              "--flow` data (train split), for the flow net and DIS at finest scales 0-3")
-    add_config_arguments(parser)
+    add_flow_net_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        cfg = flow_net_config_from_args(args)
         device = resolve_device(cfg.runtime.device)
     except (ConfigError, RuntimeError) as exc:  # RuntimeError: CUDA asked for but absent
         return fail(str(exc))

@@ -76,13 +76,26 @@ def test_without_propagation_weights_the_command_says_so_in_one_line(capsys):
     assert len(err) == 1 and "runtime.propagation_weights" in err[0]
 
 
+def test_a_dis_config_needs_a_learned_flow_file_named_in_one_line(capsys):
+    """The shipped configs use DIS: their propagation files carry an untrained flow net."""
+    assert cli.main(["--config", "config/swiftnet_r18.yaml", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.flow: dis" in err[0] and "--propagation-weights" in err[0], err
+    # a file trained on DIS flow is refused as the flow net's file, by the weights check
+    assert cli.main(["--config", "config/swiftnet_r18.yaml", "--threads", "1", "--propagation-weights",
+                     "models/propagation_swiftnet_r18_dis.pt", "--data", "/nonexistent"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dis" in err[0], err
+
+
 @pytest.mark.skipif(not REAL_MOTION.is_dir(), reason=f"{REAL_MOTION} not found")
 def test_on_the_real_files_dis_moves_labels_and_pixels_better_than_nothing(tmp_path, capsys):
     """Measured, not tuned: DIS at 1/8 against not moving, on the real KITTI / CamVid / dashcam files."""
     import json
 
     out = tmp_path / "real_motion.json"
-    assert cli.main(["--config", "config/swiftnet_r18.yaml", "--threads", "1", "--json", str(out)]) == 0
+    assert cli.main(["--config", "config/swiftnet_r18.yaml", "--propagation-weights",
+                     "models/propagation_swiftnet_r18.pt", "--threads", "1", "--json", str(out)]) == 0
     table = json.loads(out.read_text())
     assert table["kitti"]["DIS fast s0 (1/8)"]["epe_px"] < table["kitti"]["no motion"]["epe_px"]
     assert table["kitti"]["DIS medium (full res)"]["epe_px"] < table["kitti"]["DIS fast s0 (1/8)"]["epe_px"]
