@@ -1,21 +1,27 @@
-"""When to run the image network: every l frames (fixed) or when the scene has changed (adaptive).
+"""When to run the image network: every l frames (fixed) or when propagation stops explaining the
+frames (adaptive).
 
 The adaptive policy looks only at the frames, at 1/8 resolution, before the frame is segmented:
 
-- change since the keyframe: the mean absolute grey-level difference between this frame and the last
-  keyframe (0-255 scale). Propagation (warp + correction) degrades with how far the scene has moved
-  since the keyframe; a car waiting at a light barely changes it, a turn or a close truck changes it
-  fast. A keyframe is taken when it reaches a threshold; the threshold follows from the keyframe
-  budget (target mean interval) through a table calibrated on the train split (ADAPTIVE_CALIBRATION).
+- residual since the keyframe: the keyframe's grey image is carried along frame to frame by the
+  backward flow between consecutive frames (OpenCV DIS, fast, on the 1/8 grid) and warped the way the
+  logits are (bilinear, edges repeated); the mean absolute difference between this frame and the
+  carried keyframe (grey levels, 0-255) is what propagation has not explained: newly uncovered
+  content, flow errors, the blur of repeated resampling. A car waiting at a light leaves it near 0, a
+  turn, a close truck or a cut raise it fast. A keyframe is taken when it reaches a threshold; the
+  threshold follows from the keyframe budget (target mean interval) through a table calibrated on the
+  train split (ADAPTIVE_CALIBRATION).
 - scene change: the correlation coefficient between this frame and the one before (brightness and
   contrast do not change it). Consecutive frames of one drive correlate at 0.93 (median; 0.52 at the
   least) on the synthetic train split, the last frame of one drive and the first of another at 0.30
   (median; 0.68 at most): below `scene_change_correlation` (0.4) the frame is a keyframe at once (a
-  cut in a replayed bag, a camera switch). A cut the correlation misses still changes the frame by
-  20-90 grey levels (99 % above 26), over the change threshold of the budgets up to 8.
+  cut in a replayed bag, a camera switch). A cut the correlation misses leaves a residual far above
+  the change thresholds.
 - a maximum interval bounds the time between keyframes whatever the frames show.
 
-Cost: a difference and a correlation of (h/8, w/8) grey images, about 0.1 ms at 1024x512.
+Cost: one DIS flow (fast, finest scale 0) and one remap of (h/8, w/8) grey images: 2.8 ms at
+1024x512 on one core; nothing more under `model.flow: dis`, whose propagation step reuses that flow
+(`models/dis_flow.py` keeps the last pair's).
 """
 from __future__ import annotations
 
@@ -26,19 +32,21 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["ADAPTIVE_CALIBRATION", "FrameChange", "grey_1_8", "correlation", "frame_change",
-           "threshold_for_budget", "scene_cuts", "simulate_keyframes", "calibrate_thresholds",
-           "check_budget"]
+from .models.dis_flow import dis_flow_grey
+
+__all__ = ["ADAPTIVE_CALIBRATION", "FrameChange", "grey_1_8", "grey_flow", "carry", "correlation",
+           "frame_change", "threshold_for_budget", "scene_cuts", "sequence_flows", "simulate_keyframes",
+           "calibrate_thresholds", "check_budget"]
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
-# Budget (target mean keyframe interval) -> change threshold (grey levels), calibrated on the train
+# Budget (target mean keyframe interval) -> residual threshold (grey levels), calibrated on the train
 # split: `gsvnet-eval --data data/synth_prop --split train --calibrate-keyframes --budgets 2 3 4 5 6 8
 # --out runs/kf_calib` (README, "Adaptive keyframes"). Budgets between entries interpolate linearly;
 # above the last one its threshold is used (max_keyframe_interval then bounds the interval).
 # 120 snippets (seeds 0-119), max_keyframe_interval 10, scene_change_correlation 0.4: every budget's
 # mean interval is met to 0.01 frames there.
 ADAPTIVE_CALIBRATION: tuple[tuple[float, float], ...] = (
-    (1.0, 0.0), (2.0, 11.51), (3.0, 14.64), (4.0, 16.96), (5.0, 19.02), (6.0, 20.62), (8.0, 24.63))
+    (1.0, 0.0), (2.0, 5.18), (3.0, 6.64), (4.0, 7.90), (5.0, 8.97), (6.0, 9.98), (8.0, 12.22))
 
 
 def grey_1_8(frame_1_8: torch.Tensor) -> torch.Tensor:
@@ -49,7 +57,8 @@ def grey_1_8(frame_1_8: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FrameChange:
-    """How much a frame differs from the last keyframe (mean absolute difference, grey levels) and
+    """How much a frame differs from the last keyframe carried to it by the flow (mean absolute
+    difference, grey levels: what propagation has not explained) and
     how it correlates with the frame before (-1..1)."""
 
     since_keyframe: float
@@ -68,9 +77,28 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).mean()) / (norm_a * norm_b)
 
 
-def frame_change(grey: torch.Tensor, keyframe_grey: torch.Tensor, previous_grey: torch.Tensor
+def grey_flow(grey: np.ndarray, previous_grey: np.ndarray) -> np.ndarray:
+    """Backward flow (h, w, 2) from a grey 1/8 frame to the one before (float grey levels 0..255)."""
+    as_u8 = lambda g: np.clip(np.rint(g), 0, 255).astype(np.uint8)  # noqa: E731
+    return dis_flow_grey(as_u8(grey), as_u8(previous_grey), "fast", 0)
+
+
+def carry(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(h, w) float32 image aligned with frame t-1 -> aligned with frame t, by the backward flow
+    t -> t-1 (Eq. 1's warp: bilinear, edges repeated)."""
+    import cv2
+
+    height, width = image.shape
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def frame_change(grey: np.ndarray, carried_keyframe: np.ndarray, previous_grey: np.ndarray
                  ) -> FrameChange:
-    return FrameChange(float((grey - keyframe_grey).abs().mean()), correlation(grey, previous_grey))
+    """How far this frame is from the keyframe carried to it, and how it correlates with the one before."""
+    return FrameChange(float(np.abs(grey - carried_keyframe).mean()),
+                       correlation(torch.from_numpy(grey), torch.from_numpy(previous_grey)))
 
 
 def threshold_for_budget(budget: float,
@@ -93,16 +121,24 @@ def scene_cuts(greys: np.ndarray, scene_change_correlation: float) -> list[bool]
                       for t in range(1, len(frames))]
 
 
-def simulate_keyframes(greys: np.ndarray, threshold: float, max_interval: int, cuts: Sequence[bool]
-                       ) -> list[bool]:
+def sequence_flows(greys: np.ndarray) -> list[Optional[np.ndarray]]:
+    """The policy's backward flow between consecutive frames of a (T, h, w) grey sequence (None at 0)."""
+    return [None] + [grey_flow(greys[t], greys[t - 1]) for t in range(1, len(greys))]
+
+
+def simulate_keyframes(greys: np.ndarray, threshold: float, max_interval: int, cuts: Sequence[bool],
+                       flows: Optional[Sequence[Optional[np.ndarray]]] = None) -> list[bool]:
     """Which frames of one sequence ((T, h, w) grey levels, keyframe at 0) the adaptive policy makes
-    keyframes, given its scene cuts: the rule of VideoSegmenter, on frames alone (no network)."""
-    keyframes, key, since = [True], greys[0], 0
+    keyframes, given its scene cuts (and flows, computed when not given): VideoSegmenter's rule, on
+    frames alone (no network)."""
+    flows = sequence_flows(greys) if flows is None else flows
+    keyframes, carried, since = [True], greys[0].astype(np.float32), 0
     for t in range(1, len(greys)):
-        change = float(np.abs(greys[t] - key).mean())
+        carried = carry(carried, flows[t])
+        change = float(np.abs(greys[t] - carried).mean())
         is_key = cuts[t] or change >= threshold or since + 1 >= max_interval
         keyframes.append(is_key)
-        key, since = (greys[t], 0) if is_key else (key, since + 1)
+        carried, since = (greys[t].astype(np.float32), 0) if is_key else (carried, since + 1)
     return keyframes
 
 
@@ -116,10 +152,12 @@ def calibrate_thresholds(sequences: Iterable[np.ndarray], budgets: Sequence[floa
     """
     greys = list(sequences)
     cuts = [scene_cuts(g, scene_change_correlation) for g in greys]
+    flows = [sequence_flows(g) for g in greys]
     frames = sum(len(g) for g in greys)
 
     def mean_interval(threshold: float) -> float:
-        keys = sum(sum(simulate_keyframes(g, threshold, max_interval, c)) for g, c in zip(greys, cuts))
+        keys = sum(sum(simulate_keyframes(g, threshold, max_interval, c, f))
+                   for g, c, f in zip(greys, cuts, flows))
         return frames / keys
 
     rows = []

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from .backends.base import Backend
 from .config import GSVNetConfig, StreamConfig
-from .keyframe_policy import FrameChange, check_budget, frame_change, grey_1_8, threshold_for_budget
+from .keyframe_policy import (FrameChange, carry, check_budget, frame_change, grey_1_8, grey_flow,
+                              threshold_for_budget)
 from .models.preprocess import downsample_1_8
 from .output_stage import FACTOR, LabelUpsampler
 
@@ -66,8 +67,9 @@ class _StreamState:
     prev_logits_1_8: torch.Tensor
     frames_since_keyframe: int
     last_stamp_ns: int
-    keyframe_grey: Optional[torch.Tensor] = None  # adaptive policy: the keyframe's grey 1/8 frame
-    prev_grey: Optional[torch.Tensor] = None
+    # adaptive policy: the keyframe's grey 1/8 frame carried to the last frame, and that frame's grey
+    carried_keyframe: Optional[np.ndarray] = None
+    prev_grey: Optional[np.ndarray] = None
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -139,7 +141,7 @@ class VideoSegmenter:
 
     @property
     def change_threshold(self) -> float:
-        """Adaptive policy: change since the keyframe (grey levels) that triggers the next one."""
+        """Adaptive policy: residual since the keyframe (grey levels, FrameChange) that triggers the next one."""
         if self.cfg.change_threshold is not None:
             return float(self.cfg.change_threshold)
         return threshold_for_budget(self._budget)
@@ -199,17 +201,18 @@ class VideoSegmenter:
         reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
         device = self.backend.device
         adaptive = self._policy == "adaptive"
-        change, grey = None, None
+        change, grey, carried = None, None, None
         with torch.inference_mode():
             finish, frame_1_8 = self._prepare(frame_rgb, device)
             if adaptive:
-                grey = grey_1_8(frame_1_8)
+                grey = grey_1_8(frame_1_8).cpu().numpy()
                 state = self._state
                 if state is not None and not reason:
-                    if state.keyframe_grey is None or state.prev_grey is None:
+                    if state.carried_keyframe is None or state.prev_grey is None:
                         reason = "policy_change"  # switched from fixed: no keyframe to compare with
                     else:
-                        change = frame_change(grey, state.keyframe_grey, state.prev_grey)
+                        carried = carry(state.carried_keyframe, grey_flow(grey, state.prev_grey))
+                        change = frame_change(grey, carried, state.prev_grey)
                         reason = self._adaptive_reason(change)
             frame = finish() if reason else None
             t_pre = self._sync_time(frame_1_8)
@@ -230,9 +233,8 @@ class VideoSegmenter:
             t_out = time.perf_counter()
 
         since = 0 if reason else self._state.frames_since_keyframe + 1  # type: ignore[union-attr]
-        keyframe_grey = grey if reason else (self._state.keyframe_grey if self._state else None)
         self._state = _StreamState((height, width), frame_1_8, logits, since, int(stamp_ns),
-                                   keyframe_grey=keyframe_grey, prev_grey=grey)
+                                   carried_keyframe=grey if reason else carried, prev_grey=grey)
         result = SegmentationResult(
             change=change,
             labels=labels, confidence=confidence, is_keyframe=bool(reason), keyframe_reason=reason,

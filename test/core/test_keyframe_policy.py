@@ -114,6 +114,37 @@ def test_budget_and_policy_change_at_run_time(backend):
     assert all(fixed.step(f, i * PERIOD).is_keyframe for i, f in enumerate(frames))  # threshold 0
 
 
+def test_policy_residual_is_zero_for_a_pan_and_dis_runs_once_per_frame(monkeypatch):
+    """Carried by the flow, a panned keyframe explains the pan (only the uncovered edge is new); a
+    model.flow: dis stream and the policy share one DIS call per propagated frame."""
+    from gsvnet_ros.keyframe_policy import carry, grey_flow
+    from gsvnet_ros.models import dis_flow
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (64, 160)).astype(np.float32), (0, 0), 2)
+    base = (base - base.min()) * (255 / (base.max() - base.min()))
+    a, b = base[:, 16:144], base[:, 14:142]  # b(x) = a(x - 2): the camera panned left by 2 px
+    carried = carry(a, grey_flow(b, a))
+    inner = np.abs(carried - b)[8:-8, 8:-8].mean()
+    assert inner < 0.25 * np.abs(a - b)[8:-8, 8:-8].mean()
+
+    calls = []
+    real = dis_flow._dis
+
+    def counting(*args):
+        dis = real(*args)
+        return type("Counted", (), {"calc": lambda self, *x: calls.append(1) or dis.calc(*x)})()
+    monkeypatch.setattr(dis_flow, "_dis", counting)
+    torch.manual_seed(0)
+    model = build_gsvnet(ModelConfig(flow="dis")).eval()
+    segmenter = VideoSegmenter(TorchBackend(model, torch.device("cpu")),
+                               StreamConfig(keyframe_policy="adaptive", change_threshold=255.0))
+    frames = _drive(4, 4)
+    results = [segmenter.step(f, i * PERIOD) for i, f in enumerate(frames)]
+    assert [r.is_keyframe for r in results] == [True, False, False, False]
+    assert len(calls) == 3  # not 6
+
+
 @pytest.mark.parametrize("stream, message", [
     ({"keyframe_policy": "often"}, "stream.keyframe_policy"),
     ({"keyframe_budget": 0}, "stream.keyframe_budget"),
