@@ -147,6 +147,11 @@ class VideoSegmenter:
         return threshold_for_budget(self._budget)
 
     @property
+    def last_logits_1_8(self) -> Optional[torch.Tensor]:
+        """The logits (1, C, h, w) of the last frame segmented, at 1/8; None after a reset."""
+        return None if self._state is None else self._state.prev_logits_1_8
+
+    @property
     def model_name(self) -> str:
         return self.backend.model_name
 

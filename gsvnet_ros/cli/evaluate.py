@@ -20,6 +20,8 @@ from ..config import ConfigError, GSVNetConfig, ModelConfig, RuntimeConfig, Stre
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
 from ..evaluation.report import plot_accuracy_throughput, write_atomic, write_json, write_markdown
 from ..evaluation.runs import VARIANTS, EvalPlan, find_model_files, run_all
+from ..evaluation.keyframe_table import (KeyframeTable, compare_policies, fixed_schedule, measure_table,
+                                         render_comparison, schedule_scores)
 from ..evaluation.protocol import Snippet
 from ..evaluation.sequences import (SequencePlan, calibrate_keyframes, list_labelled_sequences,
                                     load_sequence, plot_sequences, render_sequence_markdown, sequence_rows)
@@ -61,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="--whole-sequences / --calibrate-keyframes: adaptive keyframe budgets")
     mode.add_argument("--scales", type=float, nargs="*", default=list(SequencePlan.scales),
                       help="--whole-sequences: input scales of the per-frame rows")
+    mode.add_argument("--keyframe-table", type=Path, metavar="CONFIG",
+                      help="measure every (keyframe, propagated frame) pair up to --horizon frames apart "
+                           "with one config, so any keyframe schedule can be scored without the "
+                           "networks; writes keyframe_table.npz")
+    mode.add_argument("--horizon", type=int, default=StreamConfig.max_keyframe_interval,
+                      help="--keyframe-table: longest keyframe interval measured")
+    mode.add_argument("--compare-policies", nargs=2, type=Path, metavar=("CALIBRATION_TABLE", "TABLE"),
+                      help="keyframe policies calibrated on one keyframe_table.npz (train split) and "
+                           "scored on another, with the hindsight bound; writes policies.{md,json}")
     mode.add_argument("--calibrate-keyframes", action="store_true",
                       help="change thresholds of the adaptive policy for --budgets on --data/--split "
                            "(no network runs); writes keyframe_calibration.json")
@@ -134,6 +145,50 @@ def _whole_sequences(args: argparse.Namespace, argv: Optional[Sequence[str]]) ->
     return 0
 
 
+def _keyframe_table(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
+    try:
+        cfg = load_config(args.keyframe_table, {"runtime": {"threads": args.threads, "device": args.device}})
+        groups = list_labelled_sequences(args.data, args.split)[:args.snippets]
+        if not groups:
+            return fail(f"no densely labelled snippets under {args.data} split {args.split!r} "
+                        "(gtFine_sequence)")
+        segmenter = VideoSegmenter.from_config(cfg)
+    except (ConfigError, DatasetLayoutError, WeightsError) as exc:
+        return fail(str(exc))
+    started = time.perf_counter()
+    with tqdm(groups, desc="keyframe table", unit="snippet") as bar:
+        table = measure_table(segmenter, (load_sequence(args.data, args.split, g) for g in bar),
+                              args.horizon, cfg.stream.scene_change_correlation, segmenter.num_classes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.save(args.out / "keyframe_table.npz")
+    write_json({"command": _command(argv), "config": str(args.keyframe_table), "horizon": args.horizon,
+                "snippets": len(table.names), "machine": _machine(args.threads),
+                "wall_s": time.perf_counter() - started}, args.out / "keyframe_table.json")
+    for interval in (1, 3, 5):
+        row = schedule_scores(table, [fixed_schedule(table.confusion.shape[1], interval)] * len(table.names))
+        print(f"fixed l={interval}: mIoU {100 * row['miou']:.1f}, worst 5 % {100 * row['worst5_miou']:.1f}")
+    print(f"wrote {args.out / 'keyframe_table.npz'} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _compare_policies(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
+    tables = []
+    for path in args.compare_policies:
+        try:
+            tables.append(KeyframeTable.load(path))
+        except (OSError, KeyError, ValueError) as exc:
+            return fail(f"cannot read keyframe table {path}: {exc}; expected a keyframe_table.npz written "
+                        "by gsvnet-eval --keyframe-table")
+    result = compare_policies(tables[0], tables[1], sorted(args.intervals), sorted(args.budgets))
+    result["command"] = _command(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out / "policies.json")
+    text = render_comparison(result, result["command"], tuple(str(p) for p in args.compare_policies))
+    write_atomic(args.out / "policies.md", text)
+    print(text)
+    return 0
+
+
 def load_snippets(root: Path, split: str, frames: int, limit: Optional[int]) -> list[Snippet]:
     """The annotated frame of every snippet and the `frames - 1` frames before it."""
     clips = CityscapesClips(root, split, k=frames - 1)
@@ -155,6 +210,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _calibrate(args, argv)
     if args.whole_sequences:
         return _whole_sequences(args, argv)
+    if args.keyframe_table:
+        return _keyframe_table(args, argv)
+    if args.compare_policies:
+        return _compare_policies(args, argv)
     model_files = find_model_files(args.models_dir)
     if not model_files:
         return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
