@@ -115,14 +115,15 @@ class StreamConfig:
     """Keyframe policy and output options of the streaming engine."""
 
     keyframe_interval: int = 5  # l of the fixed policy; 1 = plain per-frame segmentation
-    # fixed: a keyframe every keyframe_interval frames. adaptive: when the frame has changed enough
-    # since the last keyframe, at a scene change, or after max_keyframe_interval (keyframe_policy.py).
+    # fixed: a keyframe every keyframe_interval frames. adaptive: when the effective distance from the
+    # last keyframe (frames, lengthened by the confidence propagation lost) reaches a threshold, at a
+    # scene change, or after max_keyframe_interval (keyframe_policy.py).
     keyframe_policy: Literal["fixed", "adaptive"] = "fixed"
     keyframe_budget: float = 5.0  # adaptive: target mean keyframe interval (frames)
     max_keyframe_interval: int = 10  # adaptive: never more frames than this between keyframes
     # adaptive: a frame correlating less than this with the one before is a cut (keyframe at once)
-    scene_change_correlation: float = 0.4
-    # adaptive: change since the keyframe (grey levels) that triggers one; null = from the budget
+    scene_change_correlation: float = 0.85
+    # adaptive: effective distance (frames) that triggers a keyframe; null = from the budget
     change_threshold: Optional[float] = None
     max_gap_s: float = 0.5  # a larger stamp gap forces a keyframe
     output_resolution: Literal["full", "1/8"] = "full"
@@ -135,10 +136,12 @@ class StreamConfig:
         _check(_is_number(self.keyframe_budget) and low <= self.keyframe_budget <= high,
                "stream.keyframe_budget", f"a number of frames in [{low:g}, {high:g}]", self.keyframe_budget)
         _check(_is_number(self.scene_change_correlation) and -1 <= self.scene_change_correlation <= 1,
-               "stream.scene_change_correlation", "a correlation in [-1, 1]", self.scene_change_correlation)
+               "stream.scene_change_correlation", "a histogram correlation in [-1, 1]",
+               self.scene_change_correlation)
         _check(self.change_threshold is None or (_is_number(self.change_threshold)
-                                                 and 0 <= self.change_threshold <= 255),
-               "stream.change_threshold", "null (from the budget) or grey levels in [0, 255]",
+                                                 and 0 <= self.change_threshold <= 1000),
+               "stream.change_threshold", "null (from the budget) or an effective distance in frames, "
+               "[0, 1000]",
                self.change_threshold)
         low, high = MAX_GAP_S_RANGE
         _check(isinstance(self.max_gap_s, (int, float)) and not isinstance(self.max_gap_s, bool)

@@ -1,109 +1,113 @@
-"""When to run the image network: every l frames (fixed) or when propagation stops explaining the
-frames (adaptive).
+"""When to run the image network: every l frames (fixed) or when propagation is predicted to have
+lost too much (adaptive).
 
-The adaptive policy looks only at the frames, at 1/8 resolution, before the frame is segmented:
+The adaptive policy decides before a frame is segmented, from what the stream already has:
 
-- residual since the keyframe: the keyframe's grey image is carried along frame to frame by the
-  backward flow between consecutive frames (OpenCV DIS, fast, on the 1/8 grid) and warped the way the
-  logits are (bilinear, edges repeated); the mean absolute difference between this frame and the
-  carried keyframe (grey levels, 0-255) is what propagation has not explained: newly uncovered
-  content, flow errors, the blur of repeated resampling. A car waiting at a light leaves it near 0, a
-  turn, a close truck or a cut raise it fast. A keyframe is taken when it reaches a threshold; the
-  threshold follows from the keyframe budget (target mean interval) through a table calibrated on the
-  train split (ADAPTIVE_CALIBRATION).
-- scene change: the correlation coefficient between this frame and the one before (brightness and
-  contrast do not change it). Consecutive frames of one drive correlate at 0.93 (median; 0.52 at the
-  least) on the synthetic train split, the last frame of one drive and the first of another at 0.30
-  (median; 0.68 at most): below `scene_change_correlation` (0.4) the frame is a keyframe at once (a
-  cut in a replayed bag, a camera switch). A cut the correlation misses leaves a residual far above
-  the change thresholds.
+- effective distance from the keyframe: d + k * (c_key - c_prev), where d is the number of frames
+  since the keyframe, c the mean over the 1/8 grid of the top softmax probability of the logits, of
+  the keyframe (c_key) and of the frame before (c_prev, propagated). Propagation loses accuracy with
+  every frame, and faster where its logits lose confidence (new content, flow errors, blur of
+  repeated warping); k weighs one against the other. A keyframe is taken when the effective distance
+  reaches a threshold. k and the threshold of each keyframe budget (target mean interval) are
+  calibrated per keyframe net on the train split from a keyframe table
+  (`gsvnet-eval --calibrate-keyframes runs/kt/<net>_train/keyframe_table.npz`; README, "Adaptive
+  keyframes"): k by least squares of the per-frame mIoU lost to propagation on d and the confidence
+  drop, the thresholds so that the mean interval on the train split is the budget. With no
+  calibration for a net, k = 0 and the threshold is the budget: a fixed interval with cut detection.
+- scene change: the correlation of the hue-saturation histograms (16 x 8 bins, OpenCV) of this frame
+  and the one before, at 1/8 (the classic shot-boundary test; brightness hardly moves it, the scene's
+  layout not at all). On the synthetic train split (20 snippets) consecutive frames of one drive
+  correlate at 0.999 (median; 0.967 at the least), the last frame of one drive and the first of
+  another at 0.03 (median; 0.73 at most); the layout-dominated correlation of grey images separated
+  them far less (0.55 at the least against 0.56 at most). Below `scene_change_correlation` (0.85)
+  the frame is a keyframe at once (a cut in a replayed bag, a camera switch).
 - a maximum interval bounds the time between keyframes whatever the frames show.
 
-Cost: one DIS flow (fast, finest scale 0) and one remap of (h/8, w/8) grey images: 2.8 ms at
-1024x512 on one core; nothing more under `model.flow: dis`, whose propagation step reuses that flow
-(`models/dis_flow.py` keeps the last pair's).
+Cost: one softmax over the (C, h/8, w/8) logits and one histogram of the 1/8 frame per frame, about
+1 ms at 1024x512 on one core.
 """
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from .models.dis_flow import dis_flow_grey
+__all__ = ["PolicyCalibration", "ADAPTIVE_CALIBRATION", "UNCALIBRATED", "calibration_for", "FrameChange",
+           "colour_histogram", "histogram_correlation", "mean_confidence", "effective_distance",
+           "threshold_for_budget", "scene_cuts", "check_budget"]
 
-__all__ = ["ADAPTIVE_CALIBRATION", "FrameChange", "grey_1_8", "grey_flow", "carry", "correlation",
-           "frame_change", "threshold_for_budget", "scene_cuts", "sequence_flows", "simulate_keyframes",
-           "calibrate_thresholds", "check_budget"]
+@dataclass(frozen=True)
+class PolicyCalibration:
+    """k of the effective distance, and (budget, threshold) pairs in increasing order."""
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
-# Budget (target mean keyframe interval) -> residual threshold (grey levels), calibrated on the train
-# split: `gsvnet-eval --data data/synth_prop --split train --calibrate-keyframes --budgets 2 3 4 5 6 8
-# --out runs/kf_calib` (README, "Adaptive keyframes"). Budgets between entries interpolate linearly;
-# above the last one its threshold is used (max_keyframe_interval then bounds the interval).
-# 120 snippets (seeds 0-119), max_keyframe_interval 10, scene_change_correlation 0.4: every budget's
-# mean interval is met to 0.01 frames there.
-ADAPTIVE_CALIBRATION: tuple[tuple[float, float], ...] = (
-    (1.0, 0.0), (2.0, 5.18), (3.0, 6.64), (4.0, 7.90), (5.0, 8.97), (6.0, 9.98), (8.0, 12.22))
+    k: float
+    thresholds: tuple[tuple[float, float], ...]
 
 
-def grey_1_8(frame_1_8: torch.Tensor) -> torch.Tensor:
-    """(1, 3, h, w) float RGB in [0, 1] -> (h, w) float32 grey levels 0..255 on the frame's device."""
-    weights = torch.tensor(_LUMA, dtype=torch.float32, device=frame_1_8.device).view(3, 1, 1)
-    return (frame_1_8[0].float() * weights).sum(0).mul_(255.0)
+# Calibrated on the train split (60 snippets, seeds 0-59, max_keyframe_interval 10, scene cuts at 0.4):
+# gsvnet-eval --data data/synth_prop --split train --keyframe-table config/<net>.yaml --snippets 60
+#   --out runs/kt/<net>_train
+# gsvnet-eval --calibrate-keyframes runs/kt/<net>_train/keyframe_table.npz --budgets 2 3 4 5 6 8
+# Budgets between entries interpolate linearly; above the last one its threshold is used.
+ADAPTIVE_CALIBRATION: dict[str, PolicyCalibration] = {
+    "swiftnet_r18": PolicyCalibration(91.09, ((1.0, 0.0), (2.0, 1.001), (3.0, 3.718), (4.0, 5.8), (5.0, 8.259),
+                                              (6.0, 11.425), (8.0, 19.138))),
+    "bisenet_r18": PolicyCalibration(53.39, ((1.0, 0.0), (2.0, 1.001), (3.0, 2.898), (4.0, 4.404), (5.0, 5.967),
+                                             (6.0, 8.232), (8.0, 12.556))),
+}
+UNCALIBRATED = PolicyCalibration(0.0, ((1.0, 1.0), (1000.0, 1000.0)))  # threshold = budget: fixed
+
+
+def calibration_for(model_name: str) -> PolicyCalibration:
+    """The shipped calibration of a keyframe net, or UNCALIBRATED (a fixed interval, cuts detected)."""
+    return ADAPTIVE_CALIBRATION.get(model_name, UNCALIBRATED)
+
+
+def colour_histogram(frame_1_8: torch.Tensor) -> np.ndarray:
+    """Hue-saturation histogram (16 x 8 bins, float32) of a (1, 3, h, w) RGB frame in [0, 1] at 1/8."""
+    import cv2
+
+    rgb = np.ascontiguousarray(frame_1_8[0].detach().float().permute(1, 2, 0).cpu().numpy())
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # float input: hue in [0, 360), saturation in [0, 1]
+    return cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 360, 0, 1])
+
+
+def histogram_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two histograms (OpenCV HISTCMP_CORREL); 1 when both are flat and equal."""
+    import cv2
+
+    if float(a.std()) == 0.0 or float(b.std()) == 0.0:
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_CORREL))
+
+
+def mean_confidence(logits_1_8: torch.Tensor, height_1_8: int, width_1_8: int) -> float:
+    """Mean over the frame's 1/8 grid (padding cropped) of the top softmax probability of (C, h, w) logits."""
+    return float(logits_1_8[:, :height_1_8, :width_1_8].float().softmax(0).amax(0).mean())
+
+
+def effective_distance(frames_since_keyframe: int, keyframe_confidence: float, previous_confidence: float,
+                       k: float) -> float:
+    """d + k * (confidence lost since the keyframe): the frame's distance, lengthened by the drift."""
+    return frames_since_keyframe + k * (keyframe_confidence - previous_confidence)
 
 
 @dataclass(frozen=True)
 class FrameChange:
-    """How much a frame differs from the last keyframe carried to it by the flow (mean absolute
-    difference, grey levels: what propagation has not explained) and
-    how it correlates with the frame before (-1..1)."""
+    """What the adaptive policy decided a frame on: the drop of the mean top softmax probability from
+    the keyframe to the frame before, the effective distance it gives, and the correlation of the
+    frame's colour histogram with the one before's (-1..1)."""
 
-    since_keyframe: float
+    confidence_drop: float
+    effective_distance: float
     correlation_with_previous: float
 
 
-_FLAT = 1.0  # grey levels: a frame with less standard deviation has no structure to correlate
-
-
-def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson correlation of two grey images; 1 when both are flat, 0 when only one is."""
-    a, b = a - a.mean(), b - b.mean()
-    norm_a, norm_b = float(a.square().mean().sqrt()), float(b.square().mean().sqrt())
-    if norm_a < _FLAT or norm_b < _FLAT:
-        return 1.0 if norm_a < _FLAT and norm_b < _FLAT else 0.0
-    return float((a * b).mean()) / (norm_a * norm_b)
-
-
-def grey_flow(grey: np.ndarray, previous_grey: np.ndarray) -> np.ndarray:
-    """Backward flow (h, w, 2) from a grey 1/8 frame to the one before (float grey levels 0..255)."""
-    as_u8 = lambda g: np.clip(np.rint(g), 0, 255).astype(np.uint8)  # noqa: E731
-    return dis_flow_grey(as_u8(grey), as_u8(previous_grey), "fast", 0)
-
-
-def carry(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """(h, w) float32 image aligned with frame t-1 -> aligned with frame t, by the backward flow
-    t -> t-1 (Eq. 1's warp: bilinear, edges repeated)."""
-    import cv2
-
-    height, width = image.shape
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
-def frame_change(grey: np.ndarray, carried_keyframe: np.ndarray, previous_grey: np.ndarray
-                 ) -> FrameChange:
-    """How far this frame is from the keyframe carried to it, and how it correlates with the one before."""
-    return FrameChange(float(np.abs(grey - carried_keyframe).mean()),
-                       correlation(torch.from_numpy(grey), torch.from_numpy(previous_grey)))
-
-
-def threshold_for_budget(budget: float,
-                         table: Sequence[tuple[float, float]] = ADAPTIVE_CALIBRATION) -> float:
-    """The change threshold whose mean keyframe interval on the train split is `budget` frames."""
+def threshold_for_budget(budget: float, table: Sequence[tuple[float, float]]) -> float:
+    """The threshold whose mean keyframe interval on the calibration split is `budget` frames."""
     budgets = [b for b, _ in table]
     if budget <= budgets[0]:
         return table[0][1]
@@ -114,60 +118,10 @@ def threshold_for_budget(budget: float,
     return t0 + (t1 - t0) * (budget - b0) / (b1 - b0)
 
 
-def scene_cuts(greys: np.ndarray, scene_change_correlation: float) -> list[bool]:
-    """Which frames of a (T, h, w) grey sequence correlate less than the setting with the one before."""
-    frames = torch.from_numpy(np.ascontiguousarray(greys))
-    return [False] + [correlation(frames[t], frames[t - 1]) < scene_change_correlation
-                      for t in range(1, len(frames))]
-
-
-def sequence_flows(greys: np.ndarray) -> list[Optional[np.ndarray]]:
-    """The policy's backward flow between consecutive frames of a (T, h, w) grey sequence (None at 0)."""
-    return [None] + [grey_flow(greys[t], greys[t - 1]) for t in range(1, len(greys))]
-
-
-def simulate_keyframes(greys: np.ndarray, threshold: float, max_interval: int, cuts: Sequence[bool],
-                       flows: Optional[Sequence[Optional[np.ndarray]]] = None) -> list[bool]:
-    """Which frames of one sequence ((T, h, w) grey levels, keyframe at 0) the adaptive policy makes
-    keyframes, given its scene cuts (and flows, computed when not given): VideoSegmenter's rule, on
-    frames alone (no network)."""
-    flows = sequence_flows(greys) if flows is None else flows
-    keyframes, carried, since = [True], greys[0].astype(np.float32), 0
-    for t in range(1, len(greys)):
-        carried = carry(carried, flows[t])
-        change = float(np.abs(greys[t] - carried).mean())
-        is_key = cuts[t] or change >= threshold or since + 1 >= max_interval
-        keyframes.append(is_key)
-        carried, since = (greys[t].astype(np.float32), 0) if is_key else (carried, since + 1)
-    return keyframes
-
-
-def calibrate_thresholds(sequences: Iterable[np.ndarray], budgets: Sequence[float], max_interval: int,
-                         scene_change_correlation: float, tolerance: float = 0.01
-                         ) -> list[tuple[float, float, float]]:
-    """(budget, threshold, mean interval reached) for each budget, by bisection on the threshold.
-
-    The mean interval is frames / keyframes pooled over all sequences (each starts with a keyframe);
-    it grows with the threshold, up to max_interval.
-    """
-    greys = list(sequences)
-    cuts = [scene_cuts(g, scene_change_correlation) for g in greys]
-    flows = [sequence_flows(g) for g in greys]
-    frames = sum(len(g) for g in greys)
-
-    def mean_interval(threshold: float) -> float:
-        keys = sum(sum(simulate_keyframes(g, threshold, max_interval, c, f))
-                   for g, c, f in zip(greys, cuts, flows))
-        return frames / keys
-
-    rows = []
-    for budget in budgets:
-        low, high = 0.0, 255.0
-        while high - low >= tolerance:
-            mid = 0.5 * (low + high)
-            low, high = (mid, high) if mean_interval(mid) < budget else (low, mid)
-        rows.append((float(budget), round(high, 2), mean_interval(round(high, 2))))
-    return rows
+def scene_cuts(histograms: Sequence[np.ndarray], scene_change_correlation: float) -> list[bool]:
+    """Which frames of a sequence (their colour_histogram) correlate less than the setting with the one before."""
+    return [False] + [histogram_correlation(histograms[t], histograms[t - 1]) < scene_change_correlation
+                      for t in range(1, len(histograms))]
 
 
 def check_budget(budget: Optional[float]) -> Optional[str]:

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from .backends.base import Backend
 from .config import GSVNetConfig, StreamConfig
-from .keyframe_policy import (FrameChange, carry, check_budget, frame_change, grey_1_8, grey_flow,
-                              threshold_for_budget)
+from .keyframe_policy import (FrameChange, calibration_for, check_budget, colour_histogram, effective_distance,
+                              histogram_correlation, mean_confidence, threshold_for_budget)
 from .models.preprocess import downsample_1_8
 from .output_stage import FACTOR, LabelUpsampler
 
@@ -53,8 +53,8 @@ class SegmentationResult:
     stamp_ns: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     confidence: Optional[np.ndarray] = None  # same shape as labels, float32 in [0, 1]
-    # Adaptive policy: how much this frame differed from the last keyframe and from the frame before
-    # (grey levels at 1/8), what the decision was made on; None under the fixed policy.
+    # Adaptive policy: what the decision was made on (confidence drop since the keyframe, effective
+    # distance, correlation with the frame before); None under the fixed policy and at forced keyframes.
     change: Optional[FrameChange] = None
 
 
@@ -67,9 +67,11 @@ class _StreamState:
     prev_logits_1_8: torch.Tensor
     frames_since_keyframe: int
     last_stamp_ns: int
-    # adaptive policy: the keyframe's grey 1/8 frame carried to the last frame, and that frame's grey
-    carried_keyframe: Optional[np.ndarray] = None
-    prev_grey: Optional[np.ndarray] = None
+    # adaptive policy: mean top softmax probability of the keyframe's and of the last frame's logits,
+    # and the last frame's colour histogram (scene cuts)
+    keyframe_confidence: Optional[float] = None
+    prev_confidence: Optional[float] = None
+    prev_histogram: Optional[np.ndarray] = None
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -95,6 +97,7 @@ class VideoSegmenter:
         self._interval = self.cfg.keyframe_interval
         self._policy = self.cfg.keyframe_policy
         self._budget = float(self.cfg.keyframe_budget)
+        self._calibration = calibration_for(backend.model_name)
         self._upsampler = LabelUpsampler()
         self._state: Optional[_StreamState] = None
         self._frame_index = 0
@@ -141,10 +144,11 @@ class VideoSegmenter:
 
     @property
     def change_threshold(self) -> float:
-        """Adaptive policy: residual since the keyframe (grey levels, FrameChange) that triggers the next one."""
+        """Adaptive policy: effective distance from the keyframe (frames, FrameChange) that triggers the
+        next one: stream.change_threshold, or the keyframe net's calibrated threshold for the budget."""
         if self.cfg.change_threshold is not None:
             return float(self.cfg.change_threshold)
-        return threshold_for_budget(self._budget)
+        return threshold_for_budget(self._budget, self._calibration.thresholds)
 
     @property
     def last_logits_1_8(self) -> Optional[torch.Tensor]:
@@ -191,7 +195,7 @@ class VideoSegmenter:
         assert state is not None
         if change.correlation_with_previous < self.cfg.scene_change_correlation:
             return "scene_change"
-        if change.since_keyframe >= self.change_threshold:
+        if change.effective_distance >= self.change_threshold:
             return "change"
         if state.frames_since_keyframe + 1 >= self.cfg.max_keyframe_interval:
             return "max_interval"
@@ -206,18 +210,21 @@ class VideoSegmenter:
         reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
         device = self.backend.device
         adaptive = self._policy == "adaptive"
-        change, grey, carried = None, None, None
+        change, histogram, mean_top = None, None, None
         with torch.inference_mode():
             finish, frame_1_8 = self._prepare(frame_rgb, device)
             if adaptive:
-                grey = grey_1_8(frame_1_8).cpu().numpy()
+                histogram = colour_histogram(frame_1_8)
                 state = self._state
                 if state is not None and not reason:
-                    if state.carried_keyframe is None or state.prev_grey is None:
+                    key_top, prev_top = state.keyframe_confidence, state.prev_confidence
+                    if key_top is None or prev_top is None or state.prev_histogram is None:
                         reason = "policy_change"  # switched from fixed: no keyframe to compare with
                     else:
-                        carried = carry(state.carried_keyframe, grey_flow(grey, state.prev_grey))
-                        change = frame_change(grey, carried, state.prev_grey)
+                        since = state.frames_since_keyframe + 1
+                        distance = effective_distance(since, key_top, prev_top, self._calibration.k)
+                        change = FrameChange(key_top - prev_top, distance,
+                                             histogram_correlation(histogram, state.prev_histogram))
                         reason = self._adaptive_reason(change)
             frame = finish() if reason else None
             t_pre = self._sync_time(frame_1_8)
@@ -234,12 +241,17 @@ class VideoSegmenter:
                     "the networks produced NaN or infinite logits on this frame (check the weight "
                     "files); expected finite values. The stream was reset.")
             t_net = self._sync_time(logits)
+            if adaptive:
+                mean_top = mean_confidence(logits[0], -(-height // FACTOR), -(-width // FACTOR))
             labels, confidence = self._output(logits[0], height, width)
             t_out = time.perf_counter()
 
-        since = 0 if reason else self._state.frames_since_keyframe + 1  # type: ignore[union-attr]
+        previous = self._state
+        since = 0 if reason else previous.frames_since_keyframe + 1  # type: ignore[union-attr]
+        keyframe_confidence = mean_top if reason or previous is None else previous.keyframe_confidence
         self._state = _StreamState((height, width), frame_1_8, logits, since, int(stamp_ns),
-                                   carried_keyframe=grey if reason else carried, prev_grey=grey)
+                                   keyframe_confidence=keyframe_confidence, prev_confidence=mean_top,
+                                   prev_histogram=histogram)
         result = SegmentationResult(
             change=change,
             labels=labels, confidence=confidence, is_keyframe=bool(reason), keyframe_reason=reason,

@@ -20,10 +20,10 @@ from ..config import ConfigError, GSVNetConfig, ModelConfig, RuntimeConfig, Stre
 from ..data.cityscapes import CityscapesClips, DatasetLayoutError
 from ..evaluation.report import plot_accuracy_throughput, write_atomic, write_json, write_markdown
 from ..evaluation.runs import VARIANTS, EvalPlan, find_model_files, run_all
-from ..evaluation.keyframe_table import (KeyframeTable, compare_policies, fixed_schedule, measure_table,
-                                         render_comparison, schedule_scores)
+from ..evaluation.keyframe_table import (KeyframeTable, calibrate_policy, compare_policies, fixed_schedule,
+                                         measure_table, render_comparison, schedule_scores)
 from ..evaluation.protocol import Snippet
-from ..evaluation.sequences import (SequencePlan, calibrate_keyframes, list_labelled_sequences,
+from ..evaluation.sequences import (SequencePlan, list_labelled_sequences,
                                     load_sequence, plot_sequences, render_sequence_markdown, sequence_rows)
 from ..models.weights import WeightsError
 from ..stream import VideoSegmenter
@@ -72,9 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--compare-policies", nargs=2, type=Path, metavar=("CALIBRATION_TABLE", "TABLE"),
                       help="keyframe policies calibrated on one keyframe_table.npz (train split) and "
                            "scored on another, with the hindsight bound; writes policies.{md,json}")
-    mode.add_argument("--calibrate-keyframes", action="store_true",
-                      help="change thresholds of the adaptive policy for --budgets on --data/--split "
-                           "(no network runs); writes keyframe_calibration.json")
+    mode.add_argument("--calibrate-keyframes", type=Path, metavar="TABLE",
+                      help="the adaptive policy's k and thresholds for --budgets from a keyframe_table.npz "
+                           "(train split; keyframe_policy.ADAPTIVE_CALIBRATION); writes "
+                           "keyframe_calibration.json")
     return parser
 
 
@@ -87,24 +88,22 @@ def _command(argv: Optional[Sequence[str]]) -> str:
 
 
 def _calibrate(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
-    defaults = StreamConfig()
     try:
-        with tqdm(desc="read sequences", unit="snippet") as bar:
-            result = calibrate_keyframes(args.data, args.split, sorted(args.budgets),
-                                         defaults.max_keyframe_interval, defaults.scene_change_correlation,
-                                         args.snippets, progress=bar.update)
-    except DatasetLayoutError as exc:
-        return fail(str(exc))
-    if not result["sequences"]:
-        return fail(f"no densely labelled snippets under {args.data} split {args.split!r}")
-    result["command"] = _command(argv)
+        table = KeyframeTable.load(args.calibrate_keyframes)
+    except (OSError, KeyError, ValueError) as exc:
+        return fail(f"cannot read keyframe table {args.calibrate_keyframes}: {exc}; expected a "
+                    "keyframe_table.npz written by gsvnet-eval --keyframe-table")
+    calibration, reached = calibrate_policy(table, args.budgets)
+    result = {"command": _command(argv), "table": str(args.calibrate_keyframes), "k": calibration.k,
+              "thresholds": [{"budget": b, "threshold": t, "mean_interval": m}
+                             for (b, t), m in zip(calibration.thresholds[1:], reached)]}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out / "keyframe_calibration.json")
+    print(f"k {calibration.k:g}")
     for row in result["thresholds"]:
-        print(f"budget {row['budget']:g}: change_threshold {row['change_threshold']:.2f} "
+        print(f"budget {row['budget']:g}: threshold {row['threshold']:.3f} "
               f"(mean interval {row['mean_interval']:.2f})")
-    print("correlation of consecutive frames: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in result["consecutive_correlation"].items()))
+    print(f"PolicyCalibration({calibration.k!r}, {calibration.thresholds!r})")
     return 0
 
 

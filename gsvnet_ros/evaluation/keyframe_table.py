@@ -13,6 +13,7 @@ image network gives on that frame (a label-free measure of propagation error, as
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,16 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..keyframe_policy import carry, grey_1_8, scene_cuts, sequence_flows
+from ..keyframe_policy import PolicyCalibration, colour_histogram, mean_confidence, scene_cuts
+from ..models.dis_flow import dis_flow_grey
 from ..metrics import confusion_matrix, mean_iou
 from ..stream import VideoSegmenter
 from .protocol import FRAME_PERIOD_NS
 from .sequences import WORST_SHARE, LabelledSequence
 
-__all__ = ["KeyframeTable", "measure_table", "measure_snippet", "schedule_scores", "fixed_schedule", "threshold_schedule",
-           "best_schedule", "LOW_CONFIDENCE"]
+__all__ = ["KeyframeTable", "measure_table", "measure_snippet", "schedule_scores", "fixed_schedule",
+           "threshold_schedule", "best_schedule", "best_schedules_at", "calibrate_policy", "compare_policies",
+           "render_comparison", "LOW_CONFIDENCE"]
 
 LOW_CONFIDENCE = 0.5  # max softmax probability under which a 1/8 pixel counts as low-confidence
 
@@ -62,8 +65,27 @@ class KeyframeTable:
                        [str(n) for n in data["names"]])
 
 
+def grey_flow(grey: np.ndarray, previous_grey: np.ndarray) -> np.ndarray:
+    """Backward flow (h, w, 2) from a grey 1/8 frame to the one before (float grey levels 0..255)."""
+    as_u8 = lambda g: np.clip(np.rint(g), 0, 255).astype(np.uint8)  # noqa: E731
+    return dis_flow_grey(as_u8(grey), as_u8(previous_grey), "fast", 0)
+
+
+def carry(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(h, w) float32 image aligned with frame t-1 -> aligned with frame t, by the backward flow
+    t -> t-1 (Eq. 1's warp: bilinear, edges repeated)."""
+    import cv2
+
+    height, width = image.shape
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
 def _greys(frames_1_8: Sequence[torch.Tensor]) -> np.ndarray:
-    return np.stack([grey_1_8(f).cpu().numpy() for f in frames_1_8])
+    """Grey levels 0..255 (ITU-R BT.601) of (1, 3, h, w) RGB frames in [0, 1] -> (T, h, w) float32."""
+    luma = torch.tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
+    return np.stack([(f[0].float().cpu() * luma).sum(0).mul_(255.0).numpy() for f in frames_1_8])
 
 
 def measure_table(segmenter: VideoSegmenter, sequences: Iterable[LabelledSequence], horizon: int,
@@ -73,8 +95,9 @@ def measure_table(segmenter: VideoSegmenter, sequences: Iterable[LabelledSequenc
     rows = [measure_snippet(segmenter, s, horizon, scene_change_correlation, num_classes) for s in sequences]
     if len({r[0].shape for r in rows}) > 1:
         raise ValueError("snippets of different lengths cannot share a keyframe table")
-    return KeyframeTable(np.stack([r[0] for r in rows]), {k: np.stack([r[1][k] for r in rows]) for k in SIGNALS},
-                         np.stack([r[2] for r in rows]), [r[3] for r in rows])
+    signals = {k: np.stack([r[1][k] for r in rows]) for k in SIGNALS}
+    return KeyframeTable(np.stack([r[0] for r in rows]), signals, np.stack([r[2] for r in rows]),
+                         [r[3] for r in rows])
 
 
 def measure_snippet(segmenter: VideoSegmenter, sequence: LabelledSequence, horizon: int,
@@ -85,10 +108,12 @@ def measure_snippet(segmenter: VideoSegmenter, sequence: LabelledSequence, horiz
     confusion = np.zeros((frames, horizon, num_classes, num_classes), np.int32)
     signals = {k: np.full((frames, horizon), np.nan, np.float32) for k in SIGNALS}
     cpu = torch.device("cpu")
-    greys = _greys([VideoSegmenter.prepare(f, cpu, full=False)[1] for f in sequence.frames])
-    flows = sequence_flows(greys)
-    cuts = np.asarray(scene_cuts(greys, scene_change_correlation), bool)
-    h8, w8 = greys.shape[1:]
+    small = [VideoSegmenter.prepare(f, cpu, full=False)[1] for f in sequence.frames]
+    greys = _greys(small)
+    flows = [None] + [grey_flow(greys[t], greys[t - 1]) for t in range(1, frames)]
+    cuts = np.asarray(scene_cuts([colour_histogram(f) for f in small], scene_change_correlation), bool)
+    height, width = sequence.frames[0].shape[:2]
+    h8, w8 = -(-height // 8), -(-width // 8)
     classes = np.zeros((frames, horizon, h8, w8), np.uint8)  # argmax at 1/8
     for i in range(frames):
         segmenter.reset()
@@ -106,7 +131,7 @@ def measure_snippet(segmenter: VideoSegmenter, sequence: LabelledSequence, horiz
             assert logits is not None
             top = logits[0].float().softmax(0).amax(0)[:h8, :w8]
             signals["low_confidence"][i, d] = float((top < LOW_CONFIDENCE).float().mean())
-            signals["mean_confidence"][i, d] = float(top.mean())
+            signals["mean_confidence"][i, d] = mean_confidence(logits[0], h8, w8)  # as the policy sees it
             classes[i, d] = logits[0].argmax(0)[:h8, :w8].cpu().numpy()
             confusion[i, d] = confusion_matrix(result.labels, sequence.labels[j], num_classes)
     for i in range(frames):
@@ -213,7 +238,8 @@ def per_pair_miou(table: KeyframeTable) -> np.ndarray:
 def fit_effective_distance(table: KeyframeTable) -> float:
     """k of the effective distance d + k * confidence drop: least squares of the per-frame mIoU lost
     to propagation (keyframe at i + d against propagated from i) on d and the drop, k = ratio of
-    their weights (frames per unit of mean confidence lost)."""
+    their weights (frames per unit of mean confidence lost); 0 when the fit does not say that lost
+    confidence and distance both cost accuracy (then the policy is a fixed interval)."""
     miou = per_pair_miou(table)
     loss = np.full_like(miou, np.nan)
     for d in range(1, table.horizon):
@@ -223,7 +249,7 @@ def fit_effective_distance(table: KeyframeTable) -> float:
     use = np.isfinite(loss) & np.isfinite(drop) & (distance > 0)
     x = np.stack([distance[use], drop[use], np.ones(int(use.sum()))], 1)
     (w_distance, w_drop, _), *_ = np.linalg.lstsq(x, loss[use], rcond=None)
-    return float(w_drop / w_distance)
+    return float(w_drop / w_distance) if w_distance > 0 and w_drop > 0 else 0.0
 
 
 def score_schedules(table: KeyframeTable, score: np.ndarray, threshold: float) -> list[np.ndarray]:
@@ -253,15 +279,43 @@ def best_schedules_at(table: KeyframeTable, interval: float, steps: int = 14) ->
             low = cost
         else:
             high, best = cost, schedules
-    return best if best is not None else [best_schedule(table, n, high, miou) for n in range(len(table.names))]
+    if best is None:
+        best = [best_schedule(table, n, high, miou) for n in range(len(table.names))]
+    return best
+
+
+# The policy before the effective distance (release 12): a keyframe when the mean |frame - keyframe
+# carried to it by DIS flow| reached a threshold (grey levels), calibrated on the train split's frames.
+RESIDUAL_THRESHOLDS = ((1.0, 0.0), (2.0, 5.18), (3.0, 6.64), (4.0, 7.90), (5.0, 8.97), (6.0, 9.98),
+                       (8.0, 12.22))
+
+
+def effective_distances(table: KeyframeTable, k: float) -> np.ndarray:
+    """(N, T, H): keyframe_policy.effective_distance of every pair (0 where d = 0)."""
+    return np.arange(table.horizon)[None, None, :] + k * np.nan_to_num(confidence_drop_before(table))
+
+
+def calibrate_policy(table: KeyframeTable, budgets: Sequence[float]
+                     ) -> tuple[PolicyCalibration, list[float]]:
+    """The adaptive policy's calibration on a (train split) table: k by least squares, then for each
+    budget the threshold whose mean keyframe interval is the budget; and the intervals reached."""
+    k = fit_effective_distance(table)
+    distance = effective_distances(table, k)
+    thresholds, reached = [(1.0, 0.0)], []
+    for budget in sorted(b for b in budgets if b > 1.0):
+        threshold = threshold_for_interval(table, distance, budget, 0.0, 2.0 * table.horizon)
+        thresholds.append((float(budget), math.ceil(threshold * 1000) / 1000))  # rounded up: still reached
+        reached.append(schedule_scores(table, score_schedules(table, distance, thresholds[-1][1]))
+                       ["mean_keyframe_interval"])
+    return PolicyCalibration(round(k, 2), tuple(thresholds)), reached
 
 
 def compare_policies(calibration: KeyframeTable, evaluation: KeyframeTable, intervals: Sequence[int],
                      budgets: Sequence[float]) -> dict:
     """Keyframe policies calibrated on `calibration` (train split) and scored on `evaluation`:
-    fixed intervals; the shipped residual policy (thresholds from ADAPTIVE_CALIBRATION); the
-    effective distance d + k * confidence drop (k and the thresholds fitted on `calibration`); and
-    the hindsight-best schedule at each fixed interval's keyframe rate (an upper bound)."""
+    fixed intervals; release 12's residual policy (RESIDUAL_THRESHOLDS); the effective distance
+    (calibrate_policy on `calibration`); and the hindsight-best schedule at each fixed interval's
+    keyframe rate (an upper bound)."""
     from ..keyframe_policy import threshold_for_budget
 
     frames = evaluation.confusion.shape[1]
@@ -269,21 +323,20 @@ def compare_policies(calibration: KeyframeTable, evaluation: KeyframeTable, inte
     rows = [{"policy": "fixed", "setting": float(l),
              **schedule_scores(evaluation, [fixed_schedule(frames, l)] * count)} for l in intervals]
     for budget in budgets:
-        threshold = threshold_for_budget(budget)
-        rows.append({"policy": "residual (shipped)", "setting": budget, "threshold": threshold,
+        threshold = threshold_for_budget(budget, RESIDUAL_THRESHOLDS)
+        rows.append({"policy": "DIS residual (release 12)", "setting": budget, "threshold": threshold,
                      **schedule_scores(evaluation, score_schedules(
                          evaluation, evaluation.signals["residual"], threshold))})
-    k = fit_effective_distance(calibration)
-    distance = lambda t: np.arange(t.horizon)[None, None, :] + k * np.nan_to_num(confidence_drop_before(t))  # noqa: E731
+    fitted, _ = calibrate_policy(calibration, budgets)
+    distance = effective_distances(evaluation, fitted.k)
     for budget in budgets:
-        threshold = threshold_for_interval(calibration, distance(calibration), budget, 0.0,
-                                           2.0 * calibration.horizon)
-        rows.append({"policy": "distance + confidence drop", "setting": budget, "threshold": threshold,
-                     **schedule_scores(evaluation, score_schedules(evaluation, distance(evaluation), threshold))})
+        threshold = threshold_for_budget(budget, fitted.thresholds)
+        rows.append({"policy": "effective distance", "setting": budget, "threshold": threshold,
+                     **schedule_scores(evaluation, score_schedules(evaluation, distance, threshold))})
     for fixed in rows[:len(intervals)]:  # at the fixed interval's keyframe rate (30 frames: l=4 -> 3.75)
         rows.append({"policy": "hindsight best (bound)", "setting": fixed["setting"], **schedule_scores(
             evaluation, best_schedules_at(evaluation, fixed["mean_keyframe_interval"]))})
-    return {"k": k, "rows": rows}
+    return {"k": fitted.k, "rows": rows}
 
 
 def render_comparison(result: dict, command: str, names: tuple[str, str]) -> str:

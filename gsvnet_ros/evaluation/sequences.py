@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from ..data import cityscapes
-from ..keyframe_policy import calibrate_thresholds, correlation, grey_1_8
 from ..metrics import confusion_matrix, mean_iou
 from ..stream import VideoSegmenter
 from .protocol import FRAME_PERIOD_NS
 
 __all__ = ["LabelledSequence", "list_labelled_sequences", "load_sequence", "score_sequences",
-           "calibrate_keyframes", "WORST_SHARE", "SequencePlan", "sequence_rows",
+           "WORST_SHARE", "SequencePlan", "sequence_rows",
            "render_sequence_markdown", "plot_sequences"]
 
 WORST_SHARE = 0.05  # "worst 5 % of frames"
@@ -89,33 +87,6 @@ def score_sequences(segmenter: VideoSegmenter, sequences: Iterable[LabelledSeque
             "keyframes": keyframes, "mean_keyframe_interval": frames / max(keyframes, 1),
             "fps": frames / seconds, "ms_per_frame": 1e3 * seconds / frames,
             "keyframe_reasons": dict(reasons)}
-
-
-def _greys(sequence: LabelledSequence) -> np.ndarray:
-    """The grey 1/8 frames the adaptive policy sees, computed exactly as the stream does."""
-    cpu = torch.device("cpu")
-    return np.stack([grey_1_8(VideoSegmenter.prepare(frame, cpu, full=False)[1]).numpy()
-                     for frame in sequence.frames])
-
-
-def calibrate_keyframes(root: str | Path, split: str, budgets: Sequence[float], max_interval: int,
-                        scene_change_correlation: float, limit: Optional[int] = None,
-                        progress: Optional[Callable] = None) -> dict:
-    """Change thresholds for keyframe budgets on a split's frames (no network runs), and the
-    correlations of consecutive frames the scene-change setting is judged against."""
-    greys, consecutive = [], []
-    for items in list_labelled_sequences(root, split)[:limit]:
-        grey = _greys(load_sequence(root, split, items, with_labels=False))
-        greys.append(grey)
-        consecutive += [correlation(torch.from_numpy(grey[t]), torch.from_numpy(grey[t - 1]))
-                        for t in range(1, len(grey))]
-        if progress is not None:
-            progress()
-    rows = calibrate_thresholds(greys, budgets, max_interval, scene_change_correlation)
-    return {"split": split, "sequences": len(greys), "max_keyframe_interval": max_interval,
-            "scene_change_correlation": scene_change_correlation,
-            "thresholds": [{"budget": b, "change_threshold": t, "mean_interval": m} for b, t, m in rows],
-            "consecutive_correlation": {f"p{p}": float(np.percentile(consecutive, p)) for p in (0, 1, 50)}}
 
 
 @dataclass(frozen=True)

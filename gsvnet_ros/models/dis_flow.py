@@ -77,21 +77,11 @@ def dis_flow_1_8(frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, preset: 
 
 def dis_flow_grey(current: np.ndarray, previous: np.ndarray, preset: str = "fast",
                   finest_scale: Optional[int] = None) -> np.ndarray:
-    """Backward flow between two (h, w) uint8 grey images -> (h, w, 2) float32 (read-only), d with
-    current(x) ~ previous(x + d). Grids under OpenCV's 12 px minimum are edge-padded, then cropped.
-
-    The last pair's flow is kept per thread: the adaptive keyframe policy and a `model.flow: dis`
-    propagation step ask for the same pair of a frame, and DIS then runs once."""
-    key = (preset, finest_scale, current.shape, current.tobytes(), previous.tobytes())
-    last = getattr(_local, "last", None)
-    if last is not None and last[0] == key:  # the same pair again in this thread (1/8 grids: ~8 KB)
-        return last[1]
+    """Backward flow between two (h, w) uint8 grey images -> (h, w, 2) float32, d with
+    current(x) ~ previous(x + d). Grids under OpenCV's 12 px minimum are edge-padded, then cropped."""
     height, width = current.shape
     if max(height, width) < _MIN_SIDE:  # edge-replicate up to what DIS accepts, crop after
         pad = ((0, max(0, _MIN_SIDE - height)), (0, max(0, _MIN_SIDE - width)))
         current, previous = np.pad(current, pad, mode="edge"), np.pad(previous, pad, mode="edge")
     flow = _dis(preset, finest_scale, current.shape[0], current.shape[1]).calc(current, previous, None)
-    flow = np.ascontiguousarray(flow[:height, :width])
-    flow.setflags(write=False)  # shared with the next caller of the same pair
-    _local.last = (key, flow)
-    return flow
+    return np.ascontiguousarray(flow[:height, :width])

@@ -68,11 +68,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "between (1 = every frame is a keyframe).", int_range=(1, 1000),
               config_key=("stream", "keyframe_interval")),
     ParamSpec("keyframe_policy", "fixed", "fixed: a keyframe every keyframe_interval frames; adaptive: "
-              "when the frame has changed enough since the last keyframe (threshold from "
-              "keyframe_budget), at a scene cut, or after max_keyframe_interval frames.",
+              "when the frames since the last keyframe, lengthened by the confidence propagation has "
+              "lost, reach a threshold (from keyframe_budget), at a scene cut, or after "
+              "max_keyframe_interval frames.",
               choices=("fixed", "adaptive"), config_key=("stream", "keyframe_policy")),
     ParamSpec("keyframe_budget", 5.0, "adaptive policy: target mean keyframe interval (frames); "
-              "the change threshold follows from it (calibrated on the synthetic train split).",
+              "the threshold follows from it (calibrated per keyframe net on the synthetic train split).",
               float_range=(1.0, 1000.0), config_key=("stream", "keyframe_budget")),
     ParamSpec("max_keyframe_interval", 10, "adaptive policy: never more frames than this between "
               "keyframes. Changing it restarts every stream with a keyframe.", int_range=(1, 1000),

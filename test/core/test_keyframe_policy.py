@@ -2,7 +2,6 @@
 whole-sequence evaluation, and a bag of two drives back to back."""
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,8 +10,9 @@ from gsvnet_ros.backends.torch_backend import TorchBackend
 from gsvnet_ros.config import ConfigError, ModelConfig, StreamConfig, load_config
 from gsvnet_ros.data.synth.render import build_scene, render_frame
 from gsvnet_ros.evaluation.sequences import LabelledSequence, score_sequences
-from gsvnet_ros.keyframe_policy import (ADAPTIVE_CALIBRATION, calibrate_thresholds, correlation,
-                                        scene_cuts, simulate_keyframes, threshold_for_budget)
+from gsvnet_ros.keyframe_policy import (ADAPTIVE_CALIBRATION, UNCALIBRATED, calibration_for, colour_histogram,
+                                        effective_distance, histogram_correlation, scene_cuts,
+                                        threshold_for_budget)
 from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.stream import VideoSegmenter
 
@@ -39,40 +39,31 @@ def test_threshold_for_budget_interpolates_and_holds_the_ends():
     assert threshold_for_budget(2.0, table) == pytest.approx(5.0)
     assert threshold_for_budget(4.5, table) == pytest.approx(17.5)
     assert threshold_for_budget(0.5, table) == 0.0 and threshold_for_budget(9.0, table) == 20.0
-    budgets = [b for b, _ in ADAPTIVE_CALIBRATION]
-    thresholds = [t for _, t in ADAPTIVE_CALIBRATION]
-    assert budgets == sorted(budgets) and thresholds == sorted(thresholds)  # more budget, more change
+    for name, calibration in ADAPTIVE_CALIBRATION.items():
+        budgets = [b for b, _ in calibration.thresholds]
+        thresholds = [t for _, t in calibration.thresholds]
+        assert len(budgets) > 3 and budgets == sorted(budgets), name
+        assert thresholds == sorted(thresholds), name  # more budget, later keyframes
+        assert calibration.k > 0, name  # confidence lost to propagation brings the keyframe closer
+    assert calibration_for("a_net_of_ours") is UNCALIBRATED
+    assert threshold_for_budget(6.5, UNCALIBRATED.thresholds) == pytest.approx(6.5)  # a fixed interval
+    assert effective_distance(3, 0.9, 0.8, 10.0) == pytest.approx(4.0)
 
 
-def test_correlation_ignores_brightness_and_handles_flat_frames():
-    rng = np.random.default_rng(0)
-    a = torch.from_numpy(rng.uniform(0, 255, (16, 32)).astype(np.float32))
-    assert correlation(a, 0.5 * a + 40) == pytest.approx(1.0, abs=1e-5)
-    assert abs(correlation(a, torch.from_numpy(rng.uniform(0, 255, (16, 32)).astype(np.float32)))) < 0.3
-    flat = torch.full((16, 32), 7.0)
-    assert correlation(flat, flat + 3) == 1.0 and correlation(flat, a) == 0.0
+def test_histogram_correlation_tells_frames_of_one_drive_from_another():
+    def small(frame):
+        return VideoSegmenter.prepare(frame, torch.device("cpu"), full=False)[1]
 
-
-def test_simulation_and_calibration_meet_the_budget_on_moving_frames():
-    rng = np.random.default_rng(1)
-    noise = rng.uniform(0, 255, (40, 80)).astype(np.float32)
-    base = cv2.GaussianBlur(noise, (0, 0), 3)  # smooth: shifted copies correlate
-    base = (base - base.min()) * (255 / (base.max() - base.min()))
-    # pans of different speeds: the change since the keyframe grows faster in the fast ones
-    sequences = [np.stack([np.roll(base, speed * t, axis=1) for t in range(30)]) for speed in (1, 2, 3)]
-    cuts = [scene_cuts(g, 0.4) for g in sequences]
-    rows = calibrate_thresholds(sequences, [2.0, 4.0], 10, 0.4)
-    for budget, threshold, reached in rows:
-        # the smallest threshold reaching the budget (intervals are whole frames: a step function)
-        below = 90 / sum(sum(simulate_keyframes(g, threshold - 0.02, 10, c)) for g, c in zip(sequences, cuts))
-        assert below < budget <= reached < budget + 0.5 and threshold > 0
-    assert not any(any(c) for c in cuts)
-    still = np.repeat(base[None], 25, 0)
-    keys = simulate_keyframes(still, 5.0, 10, scene_cuts(still, 0.4))
-    assert [t for t, k in enumerate(keys) if k] == [0, 10, 20]  # nothing changes: max interval only
-    fast = simulate_keyframes(sequences[2], rows[1][1], 10, cuts[2])
-    slow = simulate_keyframes(sequences[0], rows[1][1], 10, cuts[0])
-    assert sum(fast) > sum(slow)
+    first, second = _drive(3, 3), _drive(11, 1)
+    same = histogram_correlation(colour_histogram(small(first[1])), colour_histogram(small(first[2])))
+    darker = (first[1].astype(np.float32) * 0.8).astype(np.uint8)
+    dimmed = histogram_correlation(colour_histogram(small(first[1])), colour_histogram(small(darker)))
+    cut = histogram_correlation(colour_histogram(small(first[2])), colour_histogram(small(second[0])))
+    default = StreamConfig().scene_change_correlation
+    assert same > default and dimmed > default > cut
+    assert scene_cuts([colour_histogram(small(f)) for f in first + second], default) == [False] * 3 + [True]
+    flat = np.zeros((16, 8), np.float32)
+    assert histogram_correlation(flat, flat) == 1.0 and histogram_correlation(flat, flat + 1) == 0.0
 
 
 def test_stream_takes_a_keyframe_at_a_cut_and_says_why(backend):
@@ -85,13 +76,14 @@ def test_stream_takes_a_keyframe_at_a_cut_and_says_why(backend):
     assert results[0].keyframe_reason == "first" and results[0].change is None
     for result in results[1:]:
         if not result.is_keyframe:
-            assert result.keyframe_reason == "" and result.change.since_keyframe < segmenter.change_threshold
+            assert result.keyframe_reason == ""
+            assert result.change.effective_distance < segmenter.change_threshold
     assert results[len(first) + 1].frames_since_keyframe == 1
 
 
-def test_still_frames_get_keyframes_only_at_the_maximum_interval(backend):
+def test_without_a_reached_threshold_keyframes_come_at_the_maximum_interval(backend):
     frame = _drive(5, 1)[0]
-    segmenter = _stream(backend, max_keyframe_interval=4)
+    segmenter = _stream(backend, max_keyframe_interval=4, change_threshold=100.0)
     reasons = [segmenter.step(frame, i * PERIOD).keyframe_reason for i in range(9)]
     assert reasons == ["first", "", "", "", "max_interval", "", "", "", "max_interval"]
 
@@ -114,35 +106,20 @@ def test_budget_and_policy_change_at_run_time(backend):
     assert all(fixed.step(f, i * PERIOD).is_keyframe for i, f in enumerate(frames))  # threshold 0
 
 
-def test_policy_residual_is_zero_for_a_pan_and_dis_runs_once_per_frame(monkeypatch):
-    """Carried by the flow, a panned keyframe explains the pan (only the uncovered edge is new); a
-    model.flow: dis stream and the policy share one DIS call per propagated frame."""
-    from gsvnet_ros.keyframe_policy import carry, grey_flow
-    from gsvnet_ros.models import dis_flow
-
-    rng = np.random.default_rng(3)
-    base = cv2.GaussianBlur(rng.uniform(0, 255, (64, 160)).astype(np.float32), (0, 0), 2)
-    base = (base - base.min()) * (255 / (base.max() - base.min()))
-    a, b = base[:, 16:144], base[:, 14:142]  # b(x) = a(x - 2): the camera panned left by 2 px
-    carried = carry(a, grey_flow(b, a))
-    inner = np.abs(carried - b)[8:-8, 8:-8].mean()
-    assert inner < 0.25 * np.abs(a - b)[8:-8, 8:-8].mean()
-
-    calls = []
-    real = dis_flow._dis
-
-    def counting(*args):
-        dis = real(*args)
-        return type("Counted", (), {"calc": lambda self, *x: calls.append(1) or dis.calc(*x)})()
-    monkeypatch.setattr(dis_flow, "_dis", counting)
-    torch.manual_seed(0)
-    model = build_gsvnet(ModelConfig(flow="dis")).eval()
-    segmenter = VideoSegmenter(TorchBackend(model, torch.device("cpu")),
-                               StreamConfig(keyframe_policy="adaptive", change_threshold=255.0))
-    frames = _drive(4, 4)
-    results = [segmenter.step(f, i * PERIOD) for i, f in enumerate(frames)]
-    assert [r.is_keyframe for r in results] == [True, False, False, False]
-    assert len(calls) == 3  # not 6
+def test_effective_distance_is_frames_plus_k_times_the_confidence_lost(backend):
+    frames = _drive(6, 6)
+    segmenter = _stream(backend, change_threshold=100.0)
+    k = calibration_for(backend.model_name).k
+    results, tops = [], []
+    for i, frame in enumerate(frames):
+        results.append(segmenter.step(frame, i * PERIOD))
+        logits = segmenter.last_logits_1_8[0]
+        tops.append(float(logits.softmax(0).amax(0).mean()))
+    assert results[0].is_keyframe and not any(r.is_keyframe for r in results[1:])
+    for d, result in enumerate(results[1:], start=1):
+        drop = tops[0] - tops[d - 1]
+        assert result.change.confidence_drop == pytest.approx(drop, abs=1e-5)
+        assert result.change.effective_distance == pytest.approx(d + k * drop, abs=1e-4)
 
 
 @pytest.mark.parametrize("stream, message", [

@@ -9,11 +9,13 @@ import torch
 from gsvnet_ros.backends.torch_backend import TorchBackend
 from gsvnet_ros.config import ModelConfig, StreamConfig
 from gsvnet_ros.data.synth.render import build_scene, render_frame
-from gsvnet_ros.evaluation.keyframe_table import (KeyframeTable, best_schedule, compare_policies,
-                                                  fixed_schedule,
+from gsvnet_ros.evaluation.keyframe_table import (KeyframeTable, best_schedule, calibrate_policy, carry,
+                                                  compare_policies, effective_distances, fixed_schedule,
+                                                  grey_flow,
                                                   measure_table, schedule_scores, score_schedules,
                                                   threshold_for_interval, threshold_schedule)
 from gsvnet_ros.evaluation.sequences import LabelledSequence, score_sequences
+from gsvnet_ros.keyframe_policy import calibration_for
 from gsvnet_ros.metrics import mean_iou
 from gsvnet_ros.models.gsvnet import build_gsvnet
 from gsvnet_ros.stream import VideoSegmenter
@@ -103,7 +105,36 @@ def test_policy_comparison_names_every_policy_and_the_bound_is_at_the_fixed_rate
     _, _, table = setup
     result = compare_policies(table, table, [2], [2.0])
     policies = [r["policy"] for r in result["rows"]]
-    assert policies == ["fixed", "residual (shipped)", "distance + confidence drop", "hindsight best (bound)"]
+    assert policies == ["fixed", "DIS residual (release 12)", "effective distance", "hindsight best (bound)"]
     fixed, bound = result["rows"][0], result["rows"][-1]
     assert bound["mean_keyframe_interval"] >= fixed["mean_keyframe_interval"] - 1e-9
     assert np.isfinite(result["k"])
+
+
+def test_the_stream_takes_the_keyframes_the_table_predicts_for_the_adaptive_policy(setup):
+    backend, sequences, table = setup
+    calibration, reached = calibrate_policy(table, [2.0])
+    assert reached[0] >= 2.0 and calibration.thresholds[-1][0] == 2.0
+    threshold = calibration.thresholds[-1][1]
+    k = calibration_for(backend.model_name).k
+    distance = effective_distances(table, k)
+    segmenter = VideoSegmenter(backend, StreamConfig(keyframe_policy="adaptive", change_threshold=threshold,
+                                                     max_keyframe_interval=HORIZON,
+                                                     scene_change_correlation=0.4))
+    for n, sequence in enumerate(sequences):
+        segmenter.reset()
+        streamed = [segmenter.step(f, i * 58_823_529).is_keyframe for i, f in enumerate(sequence.frames)]
+        predicted = threshold_schedule(table, n, lambda n, i, d: bool(distance[n, i, d] >= threshold))
+        assert streamed == predicted.tolist()
+
+
+def test_the_residual_signal_carries_a_pan_away():
+    """Carried by the flow, a panned keyframe explains the pan (only the uncovered edge is new)."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (64, 160)).astype(np.float32), (0, 0), 2)
+    base = (base - base.min()) * (255 / (base.max() - base.min()))
+    a, b = base[:, 16:144], base[:, 14:142]  # b(x) = a(x - 2): the camera panned left by 2 px
+    carried = carry(a, grey_flow(b, a))
+    assert np.abs(carried - b)[8:-8, 8:-8].mean() < 0.25 * np.abs(a - b)[8:-8, 8:-8].mean()
