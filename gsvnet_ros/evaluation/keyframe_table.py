@@ -7,8 +7,9 @@ pair (i, d = j - i), d < horizon, scores every schedule whose keyframe intervals
 horizon: fixed intervals, the adaptive policy at any threshold, and the best schedule in hindsight
 (an upper bound on any policy, `best_schedule`). For every pair it keeps the frame's confusion matrix
 against its dense label (full resolution, the stream's output stage), the signals a policy may use
-(the residual of the keyframe's grey image carried by the flow, as `keyframe_policy` computes it; the
-confidence of the propagated logits), and the share of 1/8 pixels whose class differs from what the
+(the mean top softmax probability of the logits, which `keyframe_policy`'s effective distance uses;
+the share of low-confidence pixels; the residual of the keyframe's grey image carried along by DIS
+flow, release 12's policy signal), and the share of 1/8 pixels whose class differs from what the
 image network gives on that frame (a label-free measure of propagation error, as DVSNet's).
 """
 from __future__ import annotations
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 
 from ..keyframe_policy import PolicyCalibration, colour_histogram, mean_confidence, scene_cuts
-from ..models.dis_flow import dis_flow_grey
 from ..metrics import confusion_matrix, mean_iou
+from ..models.dis_flow import dis_flow_grey
 from ..stream import VideoSegmenter
 from .protocol import FRAME_PERIOD_NS
 from .sequences import WORST_SHARE, LabelledSequence
@@ -45,7 +46,7 @@ class KeyframeTable:
 
     confusion: np.ndarray
     signals: dict[str, np.ndarray]
-    cuts: np.ndarray  # (N, T) bool: the policy's scene cuts (correlation with the frame before)
+    cuts: np.ndarray  # (N, T) bool: the policy's scene cuts (keyframe_policy.scene_cuts)
     names: list[str]
 
     @property
