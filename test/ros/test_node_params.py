@@ -89,7 +89,8 @@ def test_adaptive_policy_at_run_time_takes_a_keyframe_at_a_cut_and_reports_why(h
     assert not _set(ros, h.node, "keyframe_budget", 0.5).successful
     for i in range(1, 4):  # a slowly moving scene, then a different one
         h.step(image_msg(scene(shift=i), stamp_ns=NS + i * 50_000_000))
-    h.step(image_msg(scene(seed=9)[::-1].copy(), stamp_ns=NS + 4 * 50_000_000))
+    # another scene: other layout and other colours (channels swapped), as after a cut to another camera
+    h.step(image_msg(scene(seed=9)[::-1, :, ::-1].copy(), stamp_ns=NS + 4 * 50_000_000))
     reasons = [m.keyframe_reason for m in h.received["info"]]
     assert reasons[:3] == ["first", "policy_change", ""] and reasons[-1] in ("scene_change", "change")
     values = {v.key: v.value for v in _diagnostics(h)}
