@@ -47,7 +47,8 @@ class PolicyCalibration:
     thresholds: tuple[tuple[float, float], ...]
 
 
-# Calibrated on the train split (60 snippets, seeds 0-59, max_keyframe_interval 10, scene cuts at 0.4):
+# Calibrated on the train split (60 snippets, seeds 0-59, max_keyframe_interval 10; the tables' scene
+# cuts came from release 12's grey-correlation test at 0.4, which found none in these snippets):
 # gsvnet-eval --data data/synth_prop --split train --keyframe-table config/<net>.yaml --snippets 60
 #   --out runs/kt/<net>_train
 # gsvnet-eval --calibrate-keyframes runs/kt/<net>_train/keyframe_table.npz --budgets 2 3 4 5 6 8

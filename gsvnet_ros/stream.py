@@ -221,8 +221,8 @@ class VideoSegmenter:
                     if key_top is None or prev_top is None or state.prev_histogram is None:
                         reason = "policy_change"  # switched from fixed: no keyframe to compare with
                     else:
-                        since = state.frames_since_keyframe + 1
-                        distance = effective_distance(since, key_top, prev_top, self._calibration.k)
+                        distance = effective_distance(state.frames_since_keyframe + 1, key_top, prev_top,
+                                                      self._calibration.k)
                         change = FrameChange(key_top - prev_top, distance,
                                              histogram_correlation(histogram, state.prev_histogram))
                         reason = self._adaptive_reason(change)

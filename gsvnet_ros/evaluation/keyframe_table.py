@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..keyframe_policy import PolicyCalibration, colour_histogram, mean_confidence, scene_cuts
+from ..keyframe_policy import (PolicyCalibration, colour_histogram, mean_confidence, scene_cuts,
+                               threshold_for_budget)
 from ..metrics import confusion_matrix, mean_iou
 from ..models.dis_flow import dis_flow_grey
 from ..stream import VideoSegmenter
@@ -167,10 +168,9 @@ def _pairs(keys: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-def schedule_scores(table: KeyframeTable, schedules: Sequence[np.ndarray],
-                    key_ms: Optional[float] = None, nonkey_ms: Optional[float] = None) -> dict:
+def schedule_scores(table: KeyframeTable, schedules: Sequence[np.ndarray]) -> dict:
     """Pooled mIoU, worst-5 % mIoU, mean keyframe interval of one schedule per snippet; frames/s
-    from the table's median step times (or the ones given)."""
+    estimated from the table's median keyframe and non-keyframe step times."""
     pooled = np.zeros(table.confusion.shape[-2:], np.int64)
     per_frame, keyframes, frames = [], 0, 0
     for n, keys in enumerate(schedules):
@@ -183,8 +183,7 @@ def schedule_scores(table: KeyframeTable, schedules: Sequence[np.ndarray],
         keyframes += int(keys.sum())
         frames += len(keys)
     ms = table.signals["ms"]
-    key_ms = float(np.nanmedian(ms[:, :, 0])) if key_ms is None else key_ms
-    nonkey_ms = float(np.nanmedian(ms[:, :, 1:])) if nonkey_ms is None else nonkey_ms
+    key_ms, nonkey_ms = float(np.nanmedian(ms[:, :, 0])), float(np.nanmedian(ms[:, :, 1:]))
     scores = np.sort(np.asarray([v for v in per_frame if not np.isnan(v)]))
     worst = scores[:max(1, int(round(WORST_SHARE * len(scores))))]
     return {"miou": mean_iou(pooled), "worst5_miou": float(worst.mean()),
@@ -317,8 +316,6 @@ def compare_policies(calibration: KeyframeTable, evaluation: KeyframeTable, inte
     fixed intervals; release 12's residual policy (RESIDUAL_THRESHOLDS); the effective distance
     (calibrate_policy on `calibration`); and the hindsight-best schedule at each fixed interval's
     keyframe rate (an upper bound)."""
-    from ..keyframe_policy import threshold_for_budget
-
     frames = evaluation.confusion.shape[1]
     count = len(evaluation.names)
     rows = [{"policy": "fixed", "setting": float(l),
