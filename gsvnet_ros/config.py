@@ -87,8 +87,12 @@ class RuntimeConfig:
     propagation_weights: Optional[str] = None
     onnx_cache_dir: Optional[str] = None  # default: ~/.cache/gsvnet_ros/onnx
     onnx_cache_max_mb: int = 1024  # least recently used graphs evicted beyond this; 0 = no limit
-    # onnxruntime backend: int8 = statically quantized keyframe graph (backends/onnx_quantize.py)
+    # onnxruntime backend: int8 = statically quantized graphs (backends/onnx_quantize.py)
     onnx_precision: Literal["fp32", "int8"] = "fp32"
+    # the propagation graph's precision when it differs from onnx_precision (null = the same)
+    onnx_propagation_precision: Optional[Literal["fp32", "int8"]] = None
+    # intra-op threads of the propagation graph (0 = `threads`): a small graph may run as fast on one
+    onnx_propagation_threads: int = 0
     # onnxruntime backend: frame sizes whose keyframe + propagation sessions stay in memory (the
     # least recently used size is closed first; graphs have static shapes, one pair per size).
     onnx_max_sizes: int = 4
@@ -101,6 +105,8 @@ class RuntimeConfig:
             self.device.startswith("cuda:") and self.device[5:].isdigit() and len(self.device) <= 9)
         _check(ok, "runtime.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         _check_range(self.threads, THREADS_RANGE, "runtime.threads", " (0 = library default)")
+        _check_range(self.onnx_propagation_threads, THREADS_RANGE, "runtime.onnx_propagation_threads",
+                     " (0 = runtime.threads)")
         _check_range(self.onnx_cache_max_mb, ONNX_CACHE_MAX_MB_RANGE, "runtime.onnx_cache_max_mb",
                      " (0 = no limit)")
         _check_range(self.onnx_max_sizes, ONNX_MAX_SIZES_RANGE, "runtime.onnx_max_sizes")

@@ -37,7 +37,7 @@ PARTS = ("keyframe", "propagation")
 PRECISIONS = ("fp32", "int8")
 # Bump whenever the exported graphs change for the same weights, so caches written by an older
 # gsvnet_ros are rebuilt rather than reused.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2  # 2: with model.flow: dis the propagation graph takes the warped logits
 # Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
 # so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
 DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
@@ -66,23 +66,26 @@ class _PropagationGraph(nn.Module):
         return self.model.propagate_forward(frame_1_8, prev_frame_1_8, prev_logits_1_8)
 
 
-class _PropagationGivenFlowGraph(nn.Module):
-    """(frame_1_8, flow_1_8, prev_logits_1_8) -> logits_1_8: warp and GSV fusion, for model.flow: dis
-    (DIS runs on the host, so the flow is an input)."""
+class _CorrectionGraph(nn.Module):
+    """(frame_1_8, warped_1_8) -> logits_1_8: the guided spatially-varying correction (Eq. 2) alone, for
+    model.flow: dis. DIS and the warp (Eq. 1) run on the host: ONNX Runtime's CPU GridSample took
+    1.1 ms of the 5.3 ms fp32 graph at 1024x512 (2 threads, `gsvnet-bench --op-profile`), torch's
+    grid_sample 0.2 ms."""
 
     def __init__(self, model: GSVNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, frame_1_8: torch.Tensor, flow_1_8: torch.Tensor,
-                prev_logits_1_8: torch.Tensor) -> torch.Tensor:
-        return self.model.propagate_with_flow(frame_1_8, flow_1_8, prev_logits_1_8)
+    def forward(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor) -> torch.Tensor:
+        return self.model.correct_warped(frame_1_8, warped_1_8)
 
 
 def propagation_input_names(model: GSVNet) -> list[str]:
-    """The propagation graph's inputs: the previous frame, or the host's flow for model.flow: dis."""
-    second = "flow_1_8" if model.cfg.flow == "dis" else "prev_frame_1_8"
-    return ["frame_1_8", second, "prev_logits_1_8"]
+    """The propagation graph's inputs: (I_t, I_t-1, S_t-1) with the flow net, or (I_t, S^-) for
+    model.flow: dis, whose flow and warp run on the host."""
+    if model.cfg.flow == "dis":
+        return ["frame_1_8", "warped_1_8"]
+    return ["frame_1_8", "prev_frame_1_8", "prev_logits_1_8"]
 
 
 def default_cache_dir() -> Path:
@@ -106,8 +109,10 @@ def _example_inputs(model: GSVNet, part: str, height: int, width: int) -> tuple[
     if part == "keyframe":
         return (torch.rand(1, 3, height, width),)
     h8, w8 = height // 8, width // 8
-    second = torch.randn(1, 2, h8, w8) if model.cfg.flow == "dis" else torch.rand(1, 3, h8, w8)
-    return (torch.rand(1, 3, h8, w8), second, torch.randn(1, model.num_classes, h8, w8))
+    logits = torch.randn(1, model.num_classes, h8, w8)
+    if model.cfg.flow == "dis":
+        return (torch.rand(1, 3, h8, w8), logits)
+    return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8), logits)
 
 
 def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -> None:
@@ -117,7 +122,7 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
     if part == "keyframe":
         graph, names = _KeyframeGraph(model), ["frame"]
     else:
-        graph = _PropagationGivenFlowGraph(model) if model.cfg.flow == "dis" else _PropagationGraph(model)
+        graph = _CorrectionGraph(model) if model.cfg.flow == "dis" else _PropagationGraph(model)
         names = propagation_input_names(model)
     graph = graph.eval().to("cpu", torch.float32)
     inputs = _example_inputs(model, part, height, width)
@@ -154,21 +159,19 @@ def cached_export(model: GSVNet, part: str, height: int, width: int,
     Each graph has a sidecar JSON holding the cache key (the model fingerprint; for int8 also the
     quantization recipe) and the sha256 of the graph file. A graph whose bytes no longer match its
     sidecar (corrupt, truncated, replaced) or whose key is another model's is rebuilt, never used.
-    `precision` int8 applies to the keyframe graph only (backends/onnx_quantize.py). A hit refreshes
+    `precision` int8 quantizes the fp32 graph of either part (backends/onnx_quantize.py). A hit refreshes
     the graph's mtime; after an export the least recently used graphs are evicted until the cache
     holds at most `max_cache_mb` (0 = no limit), never the graphs this call returns or reads.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
-    if precision == "int8" and part != "keyframe":
-        raise ValueError("int8 quantization applies to the keyframe graph only")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     fingerprint = fingerprint or model_fingerprint(model)
     key = fingerprint
     if precision == "int8":
-        from .onnx_quantize import INT8_RECIPE
+        from .onnx_quantize import int8_recipe
 
-        key = hashlib.sha256(f"{fingerprint}|{INT8_RECIPE}".encode()).hexdigest()
+        key = hashlib.sha256(f"{fingerprint}|{int8_recipe(part)}".encode()).hexdigest()
     suffix = "" if precision == "fp32" else f"_{precision}"
     stem = f"{model.cfg.keyframe_net}_{part}{suffix}_{height}x{width}_{key[:16]}"
     graph_path, sidecar_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
@@ -180,10 +183,10 @@ def cached_export(model: GSVNet, part: str, height: int, width: int,
     if precision == "fp32":
         export_part(model, part, height, width, graph_path)
     else:
-        from .onnx_quantize import quantize_keyframe_graph
+        from .onnx_quantize import quantize_graph
 
         source = cached_export(model, part, height, width, cache_dir, fingerprint, "fp32", max_cache_mb)
-        quantize_keyframe_graph(source, graph_path, height, width)
+        quantize_graph(model, part, source, graph_path, height, width)
         keep.append(source)
     sidecar = {"fingerprint": key, "sha256": file_sha256(graph_path), "part": part, "precision": precision,
                "size": [height, width], "opset": OPSET, "torch": torch.__version__}

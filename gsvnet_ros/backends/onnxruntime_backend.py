@@ -68,7 +68,8 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
                  cache_dir: Optional[str] = None, precision: str = "fp32",
-                 cache_max_mb: int = DEFAULT_CACHE_MAX_MB, max_sizes: int = DEFAULT_MAX_SIZES) -> None:
+                 cache_max_mb: int = DEFAULT_CACHE_MAX_MB, max_sizes: int = DEFAULT_MAX_SIZES,
+                 propagation_precision: Optional[str] = None, propagation_threads: int = 0) -> None:
         import onnxruntime as ort
 
         if isinstance(max_sizes, bool) or not isinstance(max_sizes, int) or max_sizes < 1:
@@ -79,23 +80,31 @@ class OnnxRuntimeBackend(Backend):
         self.model_name = model.cfg.keyframe_net
         self.num_classes = model.num_classes
         self.device = torch.device("cpu")
-        self._threads = threads
+        # intra-op threads per graph: the small propagation graph may run as fast on fewer threads
+        self._threads = {"keyframe": threads, "propagation": propagation_threads or threads}
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._cache_max_mb = cache_max_mb
-        self.precision = precision  # of the keyframe graph; propagation is always fp32
+        # precision of each graph; the propagation graph follows the keyframe graph unless chosen
+        self.precisions = {"keyframe": precision, "propagation": propagation_precision or precision}
+        self.precision = precision
         self._fingerprint = model_fingerprint(self.model)
         available = ort.get_available_providers()
         self.providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
                           if use_cuda and "CUDAExecutionProvider" in available
                           else ["CPUExecutionProvider"])
-        if precision not in PRECISIONS:
-            raise ValueError(f"runtime.onnx_precision must be one of {PRECISIONS}, got {precision!r}")
-        if precision == "int8" and self.providers[0] == "CUDAExecutionProvider":
-            raise ValueError("runtime.onnx_precision int8 is for the CPU execution provider; expected fp32 "
-                             "with CUDA (or backend: torch with half: true)")
+        for key, value in (("onnx_precision", precision), ("onnx_propagation_precision",
+                                                            self.precisions["propagation"])):
+            if value not in PRECISIONS:
+                raise ValueError(f"runtime.{key} must be one of {PRECISIONS}, got {value!r}")
+            if value == "int8" and self.providers[0] == "CUDAExecutionProvider":
+                raise ValueError(f"runtime.{key} int8 is for the CPU execution provider; expected fp32 "
+                                 "with CUDA (or backend: torch with half: true)")
         self.max_sizes = max_sizes
         # (height, width) -> {part: InferenceSession}, least recently used first.
         self._sessions: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        # ((height, width), part) -> the session's input names (the exporter drops inputs a graph
+        # does not use: with DIS and no phi, the frame itself)
+        self._inputs: dict[tuple[tuple[int, int], str], frozenset[str]] = {}
         self._check_cache_dir()
 
     def _cache_setting(self) -> str:
@@ -115,15 +124,25 @@ class OnnxRuntimeBackend(Backend):
             cfg.runtime.device == "auto" and torch.cuda.is_available())
         return cls(model, threads=cfg.runtime.threads, use_cuda=wants_cuda,
                    cache_dir=cfg.runtime.onnx_cache_dir, precision=cfg.runtime.onnx_precision,
-                   cache_max_mb=cfg.runtime.onnx_cache_max_mb, max_sizes=cfg.runtime.onnx_max_sizes)
+                   cache_max_mb=cfg.runtime.onnx_cache_max_mb, max_sizes=cfg.runtime.onnx_max_sizes,
+                   propagation_precision=cfg.runtime.onnx_propagation_precision,
+                   propagation_threads=cfg.runtime.onnx_propagation_threads)
 
     def describe(self) -> str:
-        precision = "" if self.precision == "fp32" else f", {self.precision} keyframe graph"
-        return f"{self.name} backend ({self.providers[0]}{precision}), {self.model_name}"
+        key, prop = self.precisions["keyframe"], self.precisions["propagation"]
+        precision = {("fp32", "fp32"): "", ("int8", "int8"): ", int8 graphs"}.get(
+            (key, prop), f", {key} keyframe / {prop} propagation graph")
+        threads = "" if self._threads["keyframe"] == self._threads["propagation"] else (
+            f", threads {self._threads['keyframe']} keyframe / {self._threads['propagation']} propagation")
+        return f"{self.name} backend ({self.providers[0]}{precision}{threads}), {self.model_name}"
+
+    def threads(self, part: str) -> int:
+        """Intra-op threads of the sessions of `part` (0 = ONNX Runtime's default)."""
+        return self._threads[part]
 
     def graph_path(self, part: str, height: int, width: int) -> Path:
         """The verified cached graph of `part` for full-resolution frames of height x width (exported once)."""
-        precision = self.precision if part == "keyframe" else "fp32"
+        precision = self.precisions[part]
         try:
             return cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
                                  precision, self._cache_max_mb)
@@ -153,15 +172,18 @@ class OnnxRuntimeBackend(Backend):
         parts = self._sessions.get(key)
         if parts is None:
             while len(self._sessions) >= self.max_sizes:
-                _, evicted = self._sessions.popitem(last=False)
+                size, evicted = self._sessions.popitem(last=False)
                 evicted.clear()  # the last references: ONNX Runtime frees the sessions now
+                for name in PARTS:
+                    self._inputs.pop((size, name), None)
             parts = self._sessions[key] = {}
         else:
             self._sessions.move_to_end(key)
         if part not in parts:
-            parts[part] = self._ort.InferenceSession(
-                str(self.graph_path(part, height, width)), session_options(self._threads),
+            session = parts[part] = self._ort.InferenceSession(
+                str(self.graph_path(part, height, width)), session_options(self._threads[part]),
                 providers=self.providers)
+            self._inputs[(key, part)] = frozenset(node.name for node in session.get_inputs())
         return parts[part]
 
     @staticmethod
@@ -176,16 +198,16 @@ class OnnxRuntimeBackend(Backend):
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
                   prev_logits_1_8: torch.Tensor) -> torch.Tensor:
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
-        if self.model.cfg.flow == "dis":  # DIS on the host; the graph takes the flow as input
+        if self.model.cfg.flow == "dis":  # DIS and the warp on the host; the graph corrects S^-
             cfg = self.model.cfg
             flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
-            second = {"flow_1_8": self._numpy(flow)}
+            warped = self.model.warp(prev_logits_1_8.to("cpu", torch.float32), flow)
+            feeds = {"frame_1_8": frame_1_8, "warped_1_8": warped}
         else:
-            second = {"prev_frame_1_8": self._numpy(prev_frame_1_8)}
-        feeds = {"frame_1_8": self._numpy(frame_1_8), **second,
-                 "prev_logits_1_8": self._numpy(prev_logits_1_8)}
+            feeds = {"frame_1_8": frame_1_8, "prev_frame_1_8": prev_frame_1_8,
+                     "prev_logits_1_8": prev_logits_1_8}
         session = self.session("propagation", height, width)
-        # The exporter drops inputs a graph does not use (with DIS and no phi, the frame itself).
-        used = {node.name for node in session.get_inputs()}
-        (logits,) = session.run(None, {name: value for name, value in feeds.items() if name in used})
+        used = self._inputs[((height, width), "propagation")]
+        (logits,) = session.run(None, {name: self._numpy(value) for name, value in feeds.items()
+                                       if name in used})
         return torch.from_numpy(logits)

@@ -24,9 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=parse_size, default=(1024, 512), help="WIDTHxHEIGHT (1024x512)")
     parser.add_argument("--frames", type=int, default=40, help="frames streamed at interval 5 (40)")
     parser.add_argument("--repeats", type=int, default=10, help="repeats per stage in the breakdown")
-    parser.add_argument("--backends", default="torch,onnxruntime,onnxruntime:int8",
-                        help="comma-separated backends to time in this run; onnxruntime:int8 = the "
-                             "statically quantized keyframe graph (default torch,onnxruntime,onnxruntime:int8)")
+    parser.add_argument("--backends", default=DEFAULT_BACKENDS,
+                        help="comma-separated backends to time in this run: torch, onnxruntime[:PRECISION]"
+                             "[@THREADS] with PRECISION fp32, int8 (keyframe and propagation graphs "
+                             "quantized) or int8key (int8 keyframe graph, fp32 propagation graph) and "
+                             "THREADS the propagation graph's intra-op threads (default: --threads); "
+                             f"default {DEFAULT_BACKENDS}")
+    parser.add_argument("--output-1-8", action="store_true",
+                        help="also time each backend with stream.output_resolution 1/8 (labels at the "
+                             "network's resolution, no output stage)")
     parser.add_argument("--no-macs", action="store_true", help="skip the GMAC count")
     parser.add_argument("--op-profile", action="store_true",
                         help="onnxruntime backends: also print the kernel time of each op type in the "
@@ -39,49 +45,117 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_backends(text: str) -> list[tuple[str, str, str]]:
-    """(entry, backend, onnx precision or '') for each comma-separated --backends entry; ValueError if unknown."""
+DEFAULT_BACKENDS = "torch,onnxruntime,onnxruntime:int8key,onnxruntime:int8,onnxruntime:int8@1"
+# --backends precision -> (onnx_precision, onnx_propagation_precision)
+_PRECISIONS = {"": (None, None), "fp32": ("fp32", "fp32"), "int8": ("int8", "int8"),
+               "int8key": ("int8", "fp32")}
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendEntry:
+    """One --backends entry: the backend, its graphs' precisions (None = the config's) and the
+    propagation graph's threads (0 = the config's)."""
+
+    name: str
+    backend: str
+    precision: Optional[str] = None
+    propagation_precision: Optional[str] = None
+    propagation_threads: int = 0
+
+    def runtime(self, base):
+        """`base` (a RuntimeConfig) with this entry's settings."""
+        changes = {"backend": self.backend}
+        if self.precision:
+            changes.update(onnx_precision=self.precision, onnx_propagation_precision=self.propagation_precision)
+        if self.propagation_threads:
+            changes["onnx_propagation_threads"] = self.propagation_threads
+        return dataclasses.replace(base, **changes)
+
+
+def parse_backends(text: str) -> list[BackendEntry]:
+    """The comma-separated --backends entries; ValueError naming the first unknown one."""
     entries = []
     for name in [b.strip() for b in text.split(",") if b.strip()]:
-        backend, _, precision = name.partition(":")
-        if backend not in ("auto", "torch", "onnxruntime") or precision not in ("", "fp32", "int8") or (
-                precision and backend == "torch"):
-            raise ValueError(f"--backends entry {name!r} is not one of torch, onnxruntime, "
-                             "onnxruntime:fp32, onnxruntime:int8, auto")
-        entries.append((name, backend, precision))
+        head, _, threads = name.partition("@")
+        backend, _, precision = head.partition(":")
+        ok = (backend in ("auto", "torch", "onnxruntime") and precision in _PRECISIONS
+              and (threads == "" or (threads.isdigit() and 1 <= int(threads) <= 1024))
+              and not (backend == "torch" and (precision or threads)))
+        if not ok:
+            raise ValueError(f"--backends entry {name!r} is not one of torch, auto, "
+                             "onnxruntime[:fp32|:int8|:int8key][@THREADS]")
+        entries.append(BackendEntry(name, backend, *_PRECISIONS[precision], int(threads or 0)))
     return entries
 
 
-def graph_time_by_op(backend, frames, threads: int) -> dict[str, dict[str, float]]:
-    """ms per op type of the backend's keyframe and propagation graphs, fed with two stream frames."""
+def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, np.ndarray]]]:
+    """(height, width) and the feeds of the backend's keyframe and propagation graphs for the second
+    of two stream frames (the first a keyframe)."""
     (full, first_1_8), (_, second_1_8) = (VideoSegmenter.prepare(frame, backend.device, full=True)
                                          for frame in frames[:2])
     height, width = int(full.shape[-2]), int(full.shape[-1])
     logits = backend.keyframe(full)
+
     def host(tensor: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
 
     feeds = {"keyframe": {"frame": host(full)},
              "propagation": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8),
                              "prev_logits_1_8": host(logits)}}
-    cfg = backend.model.cfg
-    if cfg.flow == "dis":  # that graph takes DIS's flow instead of the previous frame
-        feeds["propagation"]["flow_1_8"] = host(dis_flow_1_8(second_1_8, first_1_8, cfg.dis_preset,
-                                                             cfg.dis_finest_scale))
-    return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds, threads)
+    model = backend.model
+    if model.cfg.flow == "dis":  # that graph takes the logits warped on the host with DIS's flow
+        flow = dis_flow_1_8(second_1_8, first_1_8, model.cfg.dis_preset, model.cfg.dis_finest_scale)
+        feeds["propagation"]["warped_1_8"] = host(model.warp(logits, flow))
+    return (height, width), feeds
+
+
+def graph_time_by_op(backend, frames) -> dict[str, dict[str, float]]:
+    """ms per op type of the backend's keyframe and propagation graphs, fed with two stream frames."""
+    (height, width), feeds = graph_feeds(backend, frames)
+    return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds,
+                                        backend.threads(part))
             for part, part_feeds in feeds.items()}
 
 
-def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False) -> dict:
-    """End-to-end stream timing (frame in memory -> full-resolution labels) on one backend."""
+def propagation_graph_ms_by_threads(backend, frames, threads=(1, 2), repeats: int = 30) -> dict[int, float]:
+    """Median ms of the propagation graph alone (one session run) at each intra-op thread count."""
+    import onnxruntime as ort
+
+    from ..backends.onnxruntime_backend import session_options
+
+    (height, width), feeds = graph_feeds(backend, frames)
+    path = str(backend.graph_path("propagation", height, width))
+    result = {}
+    for count in threads:
+        session = ort.InferenceSession(path, session_options(count), providers=backend.providers)
+        used = {node.name for node in session.get_inputs()}
+        part_feeds = {name: value for name, value in feeds["propagation"].items() if name in used}
+        result[count] = bench.median_ms(lambda: session.run(None, part_feeds), repeats, warmup=3)
+    return result
+
+
+def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False,
+                 output_1_8: bool = False) -> dict:
+    """End-to-end stream timing (frame in memory -> full-resolution labels) on one backend; with
+    `output_1_8` also the non-keyframe with labels at 1/8 (stream.output_resolution 1/8)."""
     segmenter = VideoSegmenter(build_backend(cfg, model), cfg.stream)
     timing = bench.time_stream(segmenter, frames, interval=interval, warmup=1)
     key_ms, non_ms = timing.keyframe_median, timing.non_keyframe_median
     extra = {}
-    if op_profile and segmenter.backend.name == "onnxruntime":
-        extra["graph_ms_by_op"] = graph_time_by_op(segmenter.backend, frames, cfg.runtime.threads)
+    if output_1_8:
+        at_1_8 = VideoSegmenter(segmenter.backend, dataclasses.replace(cfg.stream, output_resolution="1/8"))
+        small = bench.time_stream(at_1_8, frames, interval=interval, warmup=1)
+        extra["output_1_8"] = {"keyframe_ms": small.keyframe_median,
+                               "non_keyframe_ms": small.non_keyframe_median}
+    if segmenter.backend.name == "onnxruntime":
+        extra["propagation_graph_ms_by_threads"] = propagation_graph_ms_by_threads(segmenter.backend, frames)
+        if op_profile:
+            extra["graph_ms_by_op"] = graph_time_by_op(segmenter.backend, frames)
+    backend = segmenter.backend
+    precision = getattr(backend, "precisions", {}).get("keyframe") if backend.name == "onnxruntime" else None
     return {
-        "backend": segmenter.backend.describe(),
+        "backend": backend.describe(),
+        "keyframe_precision": precision or "fp32",
         "keyframe_ms": key_ms,
         "non_keyframe_ms": non_ms,
         "non_keyframe_share": non_ms / key_ms,
@@ -106,11 +180,13 @@ def run(args: argparse.Namespace) -> dict:
                      "weights": {"keyframe": base.runtime.keyframe_weights,
                                  "propagation": base.runtime.propagation_weights},
                      "backends": {}}
-    for name, backend, precision in parse_backends(args.backends):
-        runtime = dataclasses.replace(base.runtime, backend=backend,
-                                      onnx_precision=precision or base.runtime.onnx_precision)
-        figures["backends"][name] = time_backend(dataclasses.replace(base, runtime=runtime), model, frames,
-                                                 op_profile=args.op_profile)
+    for entry in parse_backends(args.backends):
+        cfg = dataclasses.replace(base, runtime=entry.runtime(base.runtime))
+        figures["backends"][entry.name] = time_backend(cfg, model, frames, op_profile=args.op_profile,
+                                                       output_1_8=args.output_1_8)
+    int8 = [fig for fig in figures["backends"].values() if fig.get("keyframe_precision") == "int8"]
+    if int8:  # the per-frame net a CPU user would otherwise run: the int8 keyframe graph, every frame
+        figures["int8_per_frame_fps"] = 1e3 / min(fig["keyframe_ms"] for fig in int8)
     figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
     if not args.no_macs:
         figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
@@ -155,6 +231,14 @@ def print_report(figures: dict) -> None:
             print(f"  {label:19s} {parts} (ms)")
         print("  frames/s by keyframe interval: " + ", ".join(
             f"l={l}: {fps:.1f}" for l, fps in fig["fps_by_interval"].items()))
+        if "propagation_graph_ms_by_threads" in fig:
+            print("  propagation graph alone: " + ", ".join(
+                f"{count} thread{'s' if count > 1 else ''} {ms:.2f} ms"
+                for count, ms in fig["propagation_graph_ms_by_threads"].items()))
+        if "output_1_8" in fig:
+            small = fig["output_1_8"]
+            print(f"  labels at 1/8 (stream.output_resolution 1/8): keyframe {small['keyframe_ms']:.1f}, "
+                  f"non-keyframe {small['non_keyframe_ms']:.1f} ms")
         for part, by_op in fig.get("graph_ms_by_op", {}).items():
             total = sum(by_op.values())
             top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(by_op.items())[:6])
@@ -164,8 +248,12 @@ def print_report(figures: dict) -> None:
         if torch_fig and name != "torch":
             print(f"{name} vs torch: keyframe {torch_fig['keyframe_ms'] / fig['keyframe_ms']:.2f}x faster, "
                   f"non-keyframe {torch_fig['non_keyframe_ms'] / fig['non_keyframe_ms']:.2f}x faster")
-        print(f"{name}: GSVNet l=4 vs per-frame (l=1) frames/s "
-              f"{fig['fps_by_interval'][4] / fig['fps_by_interval'][1]:.2f}x")
+        line = (f"{name}: GSVNet l=4 vs per-frame (l=1) frames/s "
+                f"{fig['fps_by_interval'][4] / fig['fps_by_interval'][1]:.2f}x")
+        if "int8_per_frame_fps" in figures:
+            line += (f", vs the int8 per-frame net ({figures['int8_per_frame_fps']:.1f} frames/s) "
+                     f"{fig['fps_by_interval'][4] / figures['int8_per_frame_fps']:.2f}x")
+        print(line)
     print("propagation path in torch eager on random inputs, per stage (ms):")
     for name, value in figures["propagation_breakdown_ms"].items():
         print(f"  {name:34s} {value:7.2f}")

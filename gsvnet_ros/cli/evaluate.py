@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="fp32",
-                        help="onnxruntime backend: int8 = the statically quantized keyframe graph")
+                        help="onnxruntime backend: int8 = the statically quantized keyframe and "
+                             "propagation graphs")
     parser.add_argument("--warp-padding", choices=("zeros", "border"), default=ModelConfig.warp_padding,
                         help="what the warp samples outside the frame (model.warp_padding)")
     parser.add_argument("--flow", choices=("learned", "dis"), default=ModelConfig.flow,
@@ -241,7 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(str(exc))
     backend = choose_backend(GSVNetConfig(runtime=plan.runtime))
     if backend == "onnxruntime":
-        backend += f", {args.onnx_precision} keyframe graph"
+        backend += f", {args.onnx_precision} graphs"
     results["machine"] = (f"{platform.machine()} CPU with {os.cpu_count()} cores, {args.threads} threads, "
                           f"backend {args.backend} = {backend}")
     results["wall_s"] = time.perf_counter() - started

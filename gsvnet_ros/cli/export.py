@@ -36,7 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for width, height in args.size or [(1024, 512)]:
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
         for part in PARTS:
-            precision = cfg.runtime.onnx_precision if part == "keyframe" else "fp32"
+            precision = cfg.runtime.onnx_precision
+            if part == "propagation" and cfg.runtime.onnx_propagation_precision:
+                precision = cfg.runtime.onnx_propagation_precision
             path = cached_export(model, part, padded_h, padded_w, cache, fingerprint, precision)
             print(f"{part:12s} {padded_w}x{padded_h}  {precision}  {path}")
     return 0

@@ -74,7 +74,8 @@ class ShiftKernels(nn.Module):
         padded = self._pad(x)
         out = x * weights[:, :1]
         for d, (dy, dx) in enumerate(self.offsets[1:], start=1):
-            out = torch.addcmul(out, weights[:, d:d + 1], self._slice(padded, dy, dx))
+            # mul + add, not addcmul: the ONNX exporter writes addcmul as three ops (an extra x 1)
+            out = out + weights[:, d:d + 1] * self._slice(padded, dy, dx)
         return out
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,7 +182,7 @@ class GuidedSpatiallyVaryingConv(nn.Module):
         """Eq. 2 over the candidate list; the all-zero candidate adds nothing but takes weight."""
         out = self.shifts.weighted_sum(warped, weights[:, :self.shifts.num_kernels])
         if intra is not None:
-            out = torch.addcmul(out, weights[:, -1:], intra)
+            out = out + weights[:, -1:] * intra
         return out
 
     def forward(self, warped: torch.Tensor, frame_1_8: torch.Tensor) -> torch.Tensor:

@@ -101,10 +101,20 @@ class GSVNet(nn.Module):
         _check_batch("propagate_with_flow flow_1_8", flow_1_8, 2)
         return self._warp_and_correct(normalize(frame_1_8), flow_1_8, prev_logits_1_8)
 
+    def correct_warped(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor) -> torch.Tensor:
+        """S_t = GSV(S^-, I_t) (Eq. 2) for a frame (float RGB [0, 1] at 1/8) and its warped logits S^-:
+        the part of a DIS non-keyframe that runs as a network (the ONNX propagation graph)."""
+        _check_batch("correct_warped frame_1_8", frame_1_8, 3)
+        _check_batch("correct_warped warped_1_8", warped_1_8, self.num_classes)
+        return self.gsv(warped_1_8, normalize(frame_1_8))
+
+    def warp(self, prev_logits_1_8: torch.Tensor, flow_1_8: torch.Tensor) -> torch.Tensor:
+        """S^- = warp(S_t-1, flow) (Eq. 1) with the configured padding outside the frame."""
+        return backward_warp(prev_logits_1_8, flow_1_8, self.cfg.warp_padding)
+
     def _warp_and_correct(self, current: torch.Tensor, flow: torch.Tensor,
                           prev_logits_1_8: torch.Tensor) -> torch.Tensor:
-        warped = backward_warp(prev_logits_1_8, flow, self.cfg.warp_padding)  # Eq. 1
-        return self.gsv(warped, current)  # Eq. 2
+        return self.gsv(self.warp(prev_logits_1_8, flow), current)  # Eq. 1, Eq. 2
 
     def keyframe_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the image net N (trained first, frozen while training propagation)."""

@@ -62,8 +62,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "Inference backend.", read_only=True,
               choices=("", "auto", "torch", "onnxruntime"), config_key=("runtime", "backend")),
     ParamSpec("onnx_precision", "fp32", "onnxruntime backend: fp32, or int8 for the statically "
-              "quantized keyframe graph (faster on CPUs with VNNI; see the README's accuracy figures).",
+              "quantized keyframe and propagation graphs (faster on CPUs with VNNI; see the README's "
+              "accuracy figures).",
               read_only=True, choices=("", "fp32", "int8"), config_key=("runtime", "onnx_precision")),
+    ParamSpec("onnx_propagation_precision", "", "onnxruntime backend: the propagation graph's precision "
+              "when it differs from onnx_precision (fp32 or int8; empty = the config file's, which "
+              "defaults to onnx_precision).",
+              read_only=True, choices=("", "fp32", "int8"),
+              config_key=("runtime", "onnx_propagation_precision")),
     ParamSpec("keyframe_interval", 5, "l: run the image network every l frames, propagate in "
               "between (1 = every frame is a keyframe).", int_range=(1, 1000),
               config_key=("stream", "keyframe_interval")),

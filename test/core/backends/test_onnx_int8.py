@@ -1,4 +1,4 @@
-"""int8 keyframe graph (ONNX Runtime static quantization): agrees with fp32 on trained weights, cached."""
+"""int8 graphs (ONNX Runtime static quantization): agree with fp32 on trained weights, cached."""
 from pathlib import Path
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gsvnet_ros.backends.onnx_export import cached_export
-from gsvnet_ros.backends.onnx_quantize import calibration_frames
+from gsvnet_ros.backends.onnx_quantize import calibration_frames, propagation_calibration_feeds
 from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from gsvnet_ros.config import ModelConfig
+from gsvnet_ros.config import ModelConfig, load_config
 from gsvnet_ros.data.synth.render import build_scene, render_frame
 from gsvnet_ros.data.synth.writer import sequence_seed
 from gsvnet_ros.models.gsvnet import build_gsvnet
@@ -78,12 +78,65 @@ def test_int8_graph_is_cached_separately_and_rebuilt_when_corrupt(trained):
     assert rebuilt.read_bytes() != fp32_path.read_bytes()
 
 
-def test_int8_applies_to_the_keyframe_graph_only(trained, tmp_path):
+def test_unknown_precision_is_refused(trained, tmp_path):
     model, _ = trained
-    with pytest.raises(ValueError, match="keyframe graph only"):
-        cached_export(model, "propagation", 64, 64, tmp_path, precision="int8")
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         cached_export(model, "keyframe", 64, 64, tmp_path, precision="fp16")
+    with pytest.raises(ValueError, match="runtime.onnx_propagation_precision must be one of"):
+        OnnxRuntimeBackend(model, cache_dir=str(tmp_path), propagation_precision="int4")
+
+
+@pytest.fixture(scope="module")
+def trained_dis():
+    """The shipped SwiftNet-R18 DIS pair (config/swiftnet_r18.yaml): the propagation graph takes the
+    frame and the logits warped on the host."""
+    model = build_gsvnet(load_config(WEIGHTS.parents[1] / "config" / "swiftnet_r18.yaml").model)
+    load_weights(model, WEIGHTS, part="keyframe")
+    load_weights(model, WEIGHTS.with_name("propagation_swiftnet_r18_dis.pt"), part="propagation")
+    return model.eval()
+
+
+@pytest.mark.parametrize("flow", ["learned", "dis"])
+def test_propagation_calibration_feeds_are_the_graph_inputs_after_a_keyframe(flow, trained, trained_dis):
+    model = trained[0] if flow == "learned" else trained_dis
+    feeds = propagation_calibration_feeds(model, 64, 96, count=2, steps=2)
+    names = ["frame_1_8", "warped_1_8"] if flow == "dis" else ["frame_1_8", "prev_frame_1_8",
+                                                                "prev_logits_1_8"]
+    assert len(feeds) == 4 and all(list(feed) == names for feed in feeds)
+    logits = "warped_1_8" if flow == "dis" else "prev_logits_1_8"
+    assert all(f["frame_1_8"].shape == (1, 3, 8, 12) and f[logits].shape == (1, 19, 8, 12) for f in feeds)
+    assert not np.array_equal(feeds[0][logits], feeds[1][logits])  # propagated, not the keyframe again
+
+
+def test_int8_propagation_graph_keeps_the_edge_laplacian_fp32_and_agrees_with_fp32(trained_dis, tmp_path):
+    import onnx
+
+    fp32 = OnnxRuntimeBackend(trained_dis, threads=2, cache_dir=str(tmp_path))
+    int8 = OnnxRuntimeBackend(trained_dis, threads=2, cache_dir=str(tmp_path), precision="int8")
+    assert int8.precisions == {"keyframe": "int8", "propagation": "int8"} and "int8 graphs" in int8.describe()
+    graph = onnx.load(str(int8.graph_path("propagation", HEIGHT, WIDTH))).graph
+    weights = {init.name: tuple(init.dims) for init in graph.initializer}
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+    float_convs = [n for n in graph.node if n.op_type == "Conv" and weights.get(n.input[1]) == (1, 1, 3, 3)]
+    assert len(float_convs) == 1  # the Laplacian on argmax labels: not quantized (its input is a Cast)
+    agreement = []
+    for index in (3, 7):
+        keyframe, frame = _val_frame(index), _val_frame(index + 1)
+        logits = fp32.keyframe(keyframe)
+        small = [torch.nn.functional.avg_pool2d(f, 8) for f in (frame, keyframe)]
+        a, b = fp32.propagate(*small, logits), int8.propagate(*small, logits)
+        assert not torch.equal(a, b)  # really another graph
+        agreement.append((a.argmax(1) == b.argmax(1)).float().mean().item())
+    assert min(agreement) >= 0.97, agreement
+
+
+def test_each_graph_takes_its_own_precision_and_threads(trained_dis, tmp_path):
+    backend = OnnxRuntimeBackend(trained_dis, threads=2, cache_dir=str(tmp_path), precision="int8",
+                                 propagation_precision="fp32", propagation_threads=1)
+    assert backend.precisions == {"keyframe": "int8", "propagation": "fp32"}
+    assert (backend.threads("keyframe"), backend.threads("propagation")) == (2, 1)
+    assert "_int8_" not in backend.graph_path("propagation", 64, 96).name
+    assert "int8 keyframe / fp32 propagation" in backend.describe() and "1 propagation" in backend.describe()
 
 
 def test_stream_runs_on_the_int8_backend(trained):

@@ -1,4 +1,5 @@
 """gsvnet-bench and gsvnet-export end to end at a small size (random weights)."""
+import dataclasses
 import json
 
 import pytest
@@ -21,7 +22,7 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
     assert bench_main(["--size", "128x64", "--frames", "12", "--repeats", "2", "--no-macs", "--device", "cpu",
-                       "--backends", "torch,onnxruntime,onnxruntime:int8", "--json", str(out)]) == 0
+                       "--backends", "torch,onnxruntime,onnxruntime:int8", "--output-1-8", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert set(figures["backends"]) == {"torch", "onnxruntime", "onnxruntime:int8"}
     assert "int8" in figures["backends"]["onnxruntime:int8"]["backend"]
@@ -30,8 +31,17 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
         assert key > 0 and non > 0 and fig["non_keyframe_share"] == pytest.approx(non / key)
         assert fig["fps_by_interval"]["4"] == pytest.approx(4000 / (key + 3 * non))
         assert fig["frames_timed"]["keyframes"] >= 1 and fig["frames_timed"]["non_keyframes"] >= 4
+    assert figures["int8_per_frame_fps"] == pytest.approx(1e3 / figures["backends"]["onnxruntime:int8"]["keyframe_ms"])
+    for name in ("onnxruntime", "onnxruntime:int8"):
+        fig = figures["backends"][name]
+        assert set(fig["propagation_graph_ms_by_threads"]) == {"1", "2"}
+        assert all(ms > 0 for ms in fig["propagation_graph_ms_by_threads"].values())
+        assert 0 < fig["output_1_8"]["non_keyframe_ms"]
+    assert "propagation_graph_ms_by_threads" not in figures["backends"]["torch"]
     printed = capsys.readouterr().out
     assert "onnxruntime:int8 vs torch: keyframe" in printed and "GSVNet l=4 vs per-frame" in printed
+    assert "vs the int8 per-frame net" in printed and "propagation graph alone: 1 thread" in printed
+    assert "labels at 1/8 (stream.output_resolution 1/8)" in printed
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
 
@@ -79,10 +89,27 @@ def test_bench_rejects_too_few_frames_and_unknown_backends(capsys):
     assert "--backends entry 'onnxruntime:int4' is not one of" in capsys.readouterr().err
 
 
+def test_backend_entries_choose_each_graphs_precision_and_the_propagation_threads():
+    from gsvnet_ros.cli.bench import parse_backends
+    from gsvnet_ros.config import RuntimeConfig
+
+    entries = {e.name: e for e in parse_backends("torch, onnxruntime:int8key,onnxruntime:int8@1")}
+    assert list(entries) == ["torch", "onnxruntime:int8key", "onnxruntime:int8@1"]
+    base = RuntimeConfig(onnx_precision="fp32", threads=2)
+    old = entries["onnxruntime:int8key"].runtime(base)
+    assert (old.backend, old.onnx_precision, old.onnx_propagation_precision) == ("onnxruntime", "int8", "fp32")
+    new = entries["onnxruntime:int8@1"].runtime(base)
+    assert (new.onnx_precision, new.onnx_propagation_precision, new.onnx_propagation_threads) == ("int8", "int8", 1)
+    assert entries["torch"].runtime(base) == dataclasses.replace(base, backend="torch")
+    for bad in ("torch@1", "torch:int8", "onnxruntime@0", "onnxruntime:int8@x", "onnxruntime:fp16"):
+        with pytest.raises(ValueError, match=f"--backends entry '{bad}' is not one of"):
+            parse_backends(bad)
+
+
 def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
     assert export_main(["--size", "100x70", "--cache-dir", str(tmp_path), "--onnx-precision", "int8",
                         "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["keyframe", "128x96", "int8"]
-    assert lines[1].split()[:3] == ["propagation", "128x96", "fp32"]
-    assert len(list(tmp_path.glob("*.onnx"))) == 3  # fp32 keyframe (quantization source), int8, propagation
+    assert lines[1].split()[:3] == ["propagation", "128x96", "int8"]
+    assert len(list(tmp_path.glob("*.onnx"))) == 4  # each graph in fp32 (the quantization source) and int8

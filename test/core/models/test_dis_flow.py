@@ -102,7 +102,9 @@ def test_onnx_runtime_matches_torch(flow, use_intra, tmp_path):
     import onnx
 
     names = [i.name for i in onnx.load(str(graph)).graph.input]
-    assert ("flow_1_8" if flow == "dis" else "prev_frame_1_8") in names
+    # DIS: the flow and the warp run on the host and the graph takes the warped logits
+    assert names == (["frame_1_8", "warped_1_8"][not use_intra:] if flow == "dis"
+                     else ["frame_1_8", "prev_frame_1_8", "prev_logits_1_8"])
 
 
 def test_dis_flow_does_not_depend_on_what_was_computed_before():
