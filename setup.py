@@ -28,6 +28,7 @@ setup(
         "rosbags>=0.10",
         "tqdm>=4.60",
         "matplotlib>=3.6",
+        "numba>=0.59",
         "onnx>=1.15",
         "onnxruntime>=1.17",
         "torch>=2.1",

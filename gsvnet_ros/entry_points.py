@@ -15,7 +15,7 @@ from typing import Callable, Optional
 # importable under their distribution's name.
 PIP_NAMES = {"cv2": "opencv-python-headless", "yaml": "pyyaml", "numpy": "numpy",
              "rosbags": "rosbags", "tqdm": "tqdm", "matplotlib": "matplotlib", "onnx": "onnx",
-             "onnxruntime": "onnxruntime", "torch": "torch"}
+             "onnxruntime": "onnxruntime", "torch": "torch", "numba": "numba"}
 # ROS 2 itself is never pip-installed by us: the node's own message explains how to source it.
 INSTALL_HINT = "python3 -m pip install '{pip}'"
 

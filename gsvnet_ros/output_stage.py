@@ -7,14 +7,22 @@ component, so the whole 8×8 block takes label c without computing anything (MOD
 step). Only the blocks on class boundaries are interpolated, as one small matrix product over the
 classes that can still win in the block (a class below another's corner minimum cannot); pixels whose
 top-two margin is within rounding of a tie are recomputed with ``F.interpolate`` itself, so the labels
-equal the reference's exactly, ties included.
+equal the reference's exactly, ties included (the one exception, a real-number tie that float32
+rounding alone decides, is in `exact_pixel_labels`).
+
+Two implementations of that method: on the CPU a numba-compiled kernel (`output_kernel.py`: one pass,
+0.2-0.3 ms on trained 19×64×128 logits where the torch ops below took 2.1 ms, almost all of it per-op
+dispatch and temporaries); on an accelerator the torch ops, which keep the logits on the device.
 """
 from __future__ import annotations
+
+import functools
+import warnings
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FACTOR", "LabelUpsampler", "reference_labels"]
+__all__ = ["FACTOR", "KERNELS", "LabelUpsampler", "compiled_kernel_available", "reference_labels"]
 
 FACTOR = 8
 # A margin smaller than this (relative to the largest |logit|) may flip under float32 rounding.
@@ -37,8 +45,12 @@ def exact_pixel_labels(logits: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor)
 
     A window whose first low-res row is r0 maps output row 8·r0 + y' to the same source coordinate
     and weights as the full image (scale 1/8 both ways), and clamps at the image border exactly as
-    the full image does, so the values are the reference's bit for bit. Pixels outside the image
-    (the cropped half-cell margin) get label 0.
+    the full image does. Where the reference's float32 arithmetic is exact (logits on a binary grid,
+    as in the Hypothesis test) the labels are the reference's, exact ties included. Where two classes
+    tie in real numbers but their float32 values round differently, the full image and the window
+    may round differently (F.interpolate's CPU loop changes with the output size): such a pixel's
+    label is decided by rounding alone, in the reference as here. Pixels outside the image (the
+    cropped half-cell margin) get label 0.
     """
     _, h, w = logits.shape
     labels = torch.zeros(ys.shape, dtype=torch.long, device=logits.device)
@@ -74,10 +86,35 @@ def _block_weights(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return w.reshape(4, FACTOR * FACTOR).to(dtype=dtype, device=device)
 
 
-class LabelUpsampler:
-    """Turns (C, h, w) logits into (8h, 8w) uint8 labels identical to :func:`reference_labels`."""
+KERNELS = ("auto", "compiled", "torch")
 
-    def __init__(self) -> None:
+
+@functools.lru_cache(maxsize=1)
+def compiled_kernel_available() -> bool:
+    """True when numba imports. Without it (a ROS machine where only `colcon build` installed the
+    package) "auto" runs the torch kernel, with one warning naming the missing package."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        warnings.warn("gsvnet_ros output stage: numba is not installed, so the labels are upsampled by "
+                      "the slower torch kernel (about 2 ms instead of under 1 ms per 1024x512 frame); "
+                      "install it with: python3 -m pip install numba", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+class LabelUpsampler:
+    """Turns (C, h, w) logits into (8h, 8w) uint8 labels identical to :func:`reference_labels`.
+
+    kernel: "compiled" (numba, CPU tensors only), "torch" (any device), or "auto" (compiled on the
+    CPU, torch elsewhere).
+    """
+
+    def __init__(self, kernel: str = "auto") -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"LabelUpsampler kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        self.kernel = kernel
+        self.last_near_ties = 0  # pixels the last call recomputed with the reference (near ties)
         self._weights: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
@@ -86,6 +123,31 @@ class LabelUpsampler:
         if logits.dim() != 3:
             raise ValueError(f"logits must be (C, h, w) or (1, C, h, w), got {tuple(logits.shape)}")
         logits = logits.float()
+        compiled = self.kernel == "compiled" or (self.kernel == "auto" and logits.device.type == "cpu"
+                                                 and compiled_kernel_available())
+        if compiled:
+            return self._compiled(logits)
+        return self._torch(logits)
+
+    @staticmethod
+    def _tolerance(logits: torch.Tensor) -> float:
+        return _REL_TIE_TOLERANCE * float(logits.abs().max()) if logits.numel() else 0.0
+
+    def _compiled(self, logits: torch.Tensor) -> torch.Tensor:
+        if logits.device.type != "cpu":
+            raise ValueError(f"the compiled output kernel runs on CPU tensors, got {logits.device}; "
+                             "expected kernel 'torch' or 'auto' for other devices")
+        from .output_kernel import upsample_labels
+
+        labels, ys, xs = upsample_labels(logits.contiguous().numpy(), self._tolerance(logits))
+        labels = torch.from_numpy(labels)
+        self.last_near_ties = len(ys)
+        if len(ys):
+            ys_t, xs_t = torch.from_numpy(ys), torch.from_numpy(xs)
+            labels[ys_t, xs_t] = exact_pixel_labels(logits, ys_t, xs_t).to(torch.uint8)
+        return labels
+
+    def _torch(self, logits: torch.Tensor) -> torch.Tensor:
         num_classes, h, w = logits.shape
         # Replicate-padded by one cell: block (i, j) spans padded cells (i, j) .. (i+1, j+1).
         padded = F.pad(logits[None], (1, 1, 1, 1), mode="replicate")[0]  # (C, h+2, w+2)
@@ -102,6 +164,7 @@ class LabelUpsampler:
         uniform = (c00 == c01) & (c00 == c10) & (c00 == c11)  # (h+1, w+1) blocks
         uniform &= ~(near_tie[:-1, :-1] | near_tie[:-1, 1:] | near_tie[1:, :-1] | near_tie[1:, 1:])
 
+        self.last_near_ties = 0
         blocks = c00.to(torch.uint8)[:, :, None, None].repeat(1, 1, FACTOR, FACTOR)
         boundary = (~uniform).flatten().nonzero()[:, 0]  # block index i * (w+1) + j
         if boundary.numel():
@@ -141,6 +204,7 @@ class LabelUpsampler:
             labels.index_copy_(1, rest, best)
             ties.index_copy_(1, rest, near)
         tie_positions = ties.nonzero()
+        self.last_near_ties = len(tie_positions)
         if len(tie_positions):
             p, n = tie_positions[:, 0], tie_positions[:, 1]
             ys = FACTOR * bi[n] - FACTOR // 2 + p // FACTOR

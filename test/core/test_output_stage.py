@@ -80,3 +80,98 @@ def test_a_class_that_wins_no_corner_can_still_win_inside_a_block():
     labels = LabelUpsampler()(logits)
     assert torch.equal(labels, reference_labels(logits))
     assert (labels == 5).any() and set(labels.unique().tolist()) == {1, 2, 5}
+
+
+# --- both implementations: the numba kernel (CPU default) and the torch ops (accelerators) -----------
+
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
+@pytest.mark.parametrize("case", ["random", "structured", "ties", "single_class", "one_cell"])
+def test_each_kernel_matches_the_reference(kernel, case):
+    gen = torch.Generator().manual_seed(11)
+    logits = {"random": lambda: torch.randn(19, 23, 41, generator=gen) * 3,
+              "structured": lambda: _structured_logits(36, 61, seed=5),
+              "ties": lambda: torch.randint(0, 3, (7, 12, 17), generator=gen).float(),
+              "single_class": lambda: torch.randn(1, 5, 6, generator=gen),
+              "one_cell": lambda: torch.randn(19, 1, 1, generator=gen)}[case]()
+    assert torch.equal(LabelUpsampler(kernel)(logits), reference_labels(logits))
+
+
+def test_the_default_kernel_is_compiled_on_the_cpu_and_unknown_kernels_are_refused():
+    assert LabelUpsampler().kernel == "auto"
+    with pytest.raises(ValueError, match="kernel must be one of auto, compiled, torch, got 'cuda'"):
+        LabelUpsampler("cuda")
+    with pytest.raises(ValueError, match="runs on CPU tensors"):
+        LabelUpsampler("compiled")(torch.zeros(2, 3, 3, device="meta"))
+
+
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
+def test_near_tie_pixels_are_recomputed_with_the_reference(kernel):
+    """Two classes equal on the left half and one cell a hair apart: pixels there are within the
+    tolerance of a tie, so the kernel hands them to the windowed reference; labels stay exact."""
+    logits = torch.zeros(4, 6, 8)
+    logits[1] = 2.0
+    logits[2, :, :4] = 2.0  # exact ties: the reference's argmax takes the first index, 1
+    logits[2, 3, 5] = 2.0 + 1e-6  # a near tie
+    upsampler = LabelUpsampler(kernel)
+    labels = upsampler(logits)
+    assert upsampler.last_near_ties > 0
+    assert torch.equal(labels, reference_labels(logits))
+
+
+def _logits_with_ties(draw, classes, height, width):
+    """Tie-heavy logits on a binary grid: a few integer levels (exact ties everywhere), some channels
+    duplicated, some values nudged by 2^-12 (near ties, well inside the tie tolerance), scaled by a power
+    of two. Bilinear weights are multiples of 1/256, so the reference's float32 arithmetic is exact on
+    these and its labels do not depend on rounding: any difference is the kernel's."""
+    from hypothesis import strategies as st
+
+    levels = draw(st.integers(1, 4))
+    values = draw(st.lists(st.integers(0, levels), min_size=classes * height * width,
+                           max_size=classes * height * width))
+    logits = torch.tensor(values, dtype=torch.float32).view(classes, height, width)
+    if classes > 1 and draw(st.booleans()):
+        logits[draw(st.integers(0, classes - 1))] = logits[draw(st.integers(0, classes - 1))]
+    nudges = draw(st.lists(st.tuples(st.integers(0, classes - 1), st.integers(0, height - 1),
+                                     st.integers(0, width - 1)), max_size=4))
+    for c, y, x in nudges:
+        logits[c, y, x] += 2.0 ** -12
+    return logits * draw(st.sampled_from([2.0 ** -10, 1.0, 32.0]))
+
+
+def test_property_both_kernels_equal_the_reference_on_tie_heavy_logits():
+    pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data(), st.integers(1, 20), st.integers(1, 12), st.integers(1, 12))
+    def check(data, classes, height, width):
+        logits = _logits_with_ties(data.draw, classes, height, width)
+        expected = reference_labels(logits)
+        for kernel in ("compiled", "torch"):
+            assert torch.equal(LabelUpsampler(kernel)(logits), expected), kernel
+
+    check()
+
+
+def test_without_numba_auto_falls_back_to_the_torch_kernel_with_one_warning(monkeypatch):
+    import builtins
+    import sys
+
+    from gsvnet_ros import output_stage
+
+    real_import = builtins.__import__
+
+    def no_numba(name, *args, **kwargs):
+        if name == "numba" or name.startswith("numba."):
+            raise ImportError("No module named 'numba'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    output_stage.compiled_kernel_available.cache_clear()
+    try:
+        logits = torch.randn(19, 5, 7, generator=torch.Generator().manual_seed(1))
+        with pytest.warns(RuntimeWarning, match="numba is not installed"):
+            assert torch.equal(LabelUpsampler()(logits), reference_labels(logits))
+    finally:
+        output_stage.compiled_kernel_available.cache_clear()
