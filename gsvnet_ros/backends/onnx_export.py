@@ -17,6 +17,7 @@ import torch.nn as nn
 from .. import __version__
 from ..config import RuntimeConfig
 from ..models.gsvnet import GSVNet
+from ..models.preprocess import normalize
 from ..reporting import file_sha256
 
 __all__ = [
@@ -26,18 +27,20 @@ __all__ = [
     "default_cache_dir",
     "model_fingerprint",
     "export_part",
-    "propagation_input_names",
+    "GRAPH_INPUTS",
+    "graph_outputs",
+    "model_parts",
     "cached_export",
     "prune_cache",
     "DEFAULT_CACHE_MAX_MB",
 ]
 
 OPSET = 17  # grid_sample needs opset >= 16
-PARTS = ("keyframe", "propagation")
+PARTS = ("keyframe", "propagation", "flow")
 PRECISIONS = ("fp32", "int8")
 # Bump whenever the exported graphs change for the same weights, so caches written by an older
 # gsvnet_ros are rebuilt rather than reused.
-GRAPH_VERSION = 2  # 2: with model.flow: dis the propagation graph takes the warped logits
+GRAPH_VERSION = 2  # 2: a flow graph (learned flow) and a correction graph: warped logits -> Eq. 2's weights
 # Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
 # so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
 DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
@@ -54,38 +57,48 @@ class _KeyframeGraph(nn.Module):
         return self.model.keyframe_forward(frame)
 
 
-class _PropagationGraph(nn.Module):
-    """(frame_1_8, prev_frame_1_8, prev_logits_1_8) -> logits_1_8: flow, warp and GSV fusion as one graph."""
+class _FlowGraph(nn.Module):
+    """(frame_1_8, prev_frame_1_8) float RGB [0, 1] -> flow_1_8: the flow net O (model.flow: learned)."""
 
     def __init__(self, model: GSVNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                prev_logits_1_8: torch.Tensor) -> torch.Tensor:
-        return self.model.propagate_forward(frame_1_8, prev_frame_1_8, prev_logits_1_8)
+    def forward(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> torch.Tensor:
+        return self.model.flow(normalize(frame_1_8), normalize(prev_frame_1_8))
 
 
 class _CorrectionGraph(nn.Module):
-    """(frame_1_8, warped_1_8) -> logits_1_8: the guided spatially-varying correction (Eq. 2) alone, for
-    model.flow: dis. DIS and the warp (Eq. 1) run on the host: ONNX Runtime's CPU GridSample took
-    1.1 ms of the 5.3 ms fp32 graph at 1024x512 (2 threads, `gsvnet-bench --op-profile`), torch's
-    grid_sample 0.2 ms."""
+    """(frame_1_8, warped_1_8) -> the guide's weights (and phi's intra logits): the networks of the
+    guided spatially-varying correction (Eq. 2). The host runs the flow (DIS, or the "flow" graph), the
+    warp (Eq. 1) and Eq. 2's final weighted sum in torch: in one graph, ONNX Runtime's CPU GridSample
+    took 1.1 ms of the 5.3 ms fp32 DIS graph at 1024x512 (2 threads, `gsvnet-bench --op-profile`;
+    torch's grid_sample 0.2 ms) and the sum's broadcast Mul/Add/Slice kernels 0.8 ms (torch 0.3 ms)."""
 
     def __init__(self, model: GSVNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor) -> torch.Tensor:
-        return self.model.correct_warped(frame_1_8, warped_1_8)
+    def forward(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        weights, intra = self.model.correction_weights(frame_1_8, warped_1_8)
+        return (weights,) if intra is None else (weights, intra)
 
 
-def propagation_input_names(model: GSVNet) -> list[str]:
-    """The propagation graph's inputs: (I_t, I_t-1, S_t-1) with the flow net, or (I_t, S^-) for
-    model.flow: dis, whose flow and warp run on the host."""
-    if model.cfg.flow == "dis":
-        return ["frame_1_8", "warped_1_8"]
-    return ["frame_1_8", "prev_frame_1_8", "prev_logits_1_8"]
+GRAPH_INPUTS = {"keyframe": ["frame"], "flow": ["frame_1_8", "prev_frame_1_8"],
+                "propagation": ["frame_1_8", "warped_1_8"]}
+
+
+def graph_outputs(model: GSVNet, part: str) -> list[str]:
+    """A graph's outputs: the keyframe's logits, the flow, or the guide's weights and (with phi) the
+    intra logits, which the host sums with the shifted warped logits (`GSVNet.gsv.fuse`)."""
+    if part == "propagation":
+        return ["weights_1_8", "intra_1_8"][:1 + model.cfg.use_intra]
+    return {"keyframe": ["logits_1_8"], "flow": ["flow_1_8"]}[part]
+
+
+def model_parts(model: GSVNet) -> tuple[str, ...]:
+    """The graphs a model runs as: the flow graph only with model.flow: learned (DIS runs on the host)."""
+    return PARTS if model.cfg.flow == "learned" else ("keyframe", "propagation")
 
 
 def default_cache_dir() -> Path:
@@ -109,21 +122,17 @@ def _example_inputs(model: GSVNet, part: str, height: int, width: int) -> tuple[
     if part == "keyframe":
         return (torch.rand(1, 3, height, width),)
     h8, w8 = height // 8, width // 8
-    logits = torch.randn(1, model.num_classes, h8, w8)
-    if model.cfg.flow == "dis":
-        return (torch.rand(1, 3, h8, w8), logits)
-    return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8), logits)
+    if part == "flow":
+        return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8))
+    return (torch.rand(1, 3, h8, w8), torch.randn(1, model.num_classes, h8, w8))
 
 
 def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -> None:
     """Write the ONNX graph of one part for frames of height x width to `path` (atomically)."""
-    if part not in PARTS:
-        raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
-    if part == "keyframe":
-        graph, names = _KeyframeGraph(model), ["frame"]
-    else:
-        graph = _CorrectionGraph(model) if model.cfg.flow == "dis" else _PropagationGraph(model)
-        names = propagation_input_names(model)
+    if part not in model_parts(model):
+        raise ValueError(f"unknown part {part!r} for model.flow {model.cfg.flow}; expected one of "
+                         f"{model_parts(model)}")
+    graph = {"keyframe": _KeyframeGraph, "flow": _FlowGraph, "propagation": _CorrectionGraph}[part](model)
     graph = graph.eval().to("cpu", torch.float32)
     inputs = _example_inputs(model, part, height, width)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +141,8 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(graph, inputs, tmp_name, input_names=names, output_names=["logits_1_8"],
+            torch.onnx.export(graph, inputs, tmp_name, input_names=GRAPH_INPUTS[part],
+                              output_names=graph_outputs(model, part),
                               opset_version=OPSET, dynamo=False, do_constant_folding=True)
         os.replace(tmp_name, path)
     finally:

@@ -7,13 +7,14 @@ activations with MinMax ranges) on calibration inputs rendered by the synthetic 
 TRAIN-range seeds, so the calibration never sees val/test frames:
 
 - keyframe graph: `CALIBRATION_FRAMES` frames;
-- propagation graph: the inputs it really gets in a stream, i.e. `CALIBRATION_FRAMES` snippets, each a
-  keyframe segmented by the fp32 torch model and `PROPAGATION_STEPS` frames propagated from it (so the
-  logits ranges cover propagated as well as keyframe logits).
+- flow and propagation graphs: the inputs they really get in a stream, i.e. `CALIBRATION_FRAMES`
+  snippets, each a keyframe segmented by the fp32 torch model and `PROPAGATION_STEPS` frames propagated
+  from it (so the logits ranges cover propagated as well as keyframe logits).
 
-What stays fp32: everything but Conv (the warp, resizes, the fusion's weighted sum of shifted logits),
-and the convolutions with one input channel per group, i.e. the Laplacian on argmax labels (the edge
-map E tests its response for != 0, which a quantized kernel would break) and learnable shift kernels.
+Quantized: in the keyframe graph every Conv; in the propagation graph phi and G (Conv, Resize, Add,
+Concat, Relu, so activations stay int8 between their convolutions); in the flow graph the flow net's
+Conv. What stays fp32: the edge map (its Laplacian on argmax labels is tested for != 0, which a
+quantized kernel would break), the weights' normalisation; the warp and Eq. 2's sum run on the host.
 """
 from __future__ import annotations
 
@@ -71,10 +72,11 @@ def calibration_frames(height: int, width: int, count: int = CALIBRATION_FRAMES)
 
 def propagation_calibration_feeds(model: "GSVNet", height: int, width: int, count: int = CALIBRATION_FRAMES,
                                   steps: int = PROPAGATION_STEPS) -> list[dict[str, np.ndarray]]:
-    """Every input of the propagation graph (`onnx_export.propagation_input_names`) for `steps` frames
-    after a keyframe in each of `count` train-range snippets, computed with the fp32 torch model."""
+    """The inputs of the flow and propagation graphs (frame_1_8, prev_frame_1_8, warped_1_8) for
+    `steps` frames after a keyframe in each of `count` train-range snippets, computed with the fp32
+    torch model and the configured flow (each graph takes the inputs it has)."""
     from ..models.dis_flow import dis_flow_1_8
-    from ..models.preprocess import downsample_1_8
+    from ..models.preprocess import downsample_1_8, normalize
 
     model = model.eval()
     feeds = []
@@ -87,13 +89,12 @@ def propagation_calibration_feeds(model: "GSVNet", height: int, width: int, coun
                 current = downsample_1_8(frame)
                 if model.cfg.flow == "dis":
                     flow = dis_flow_1_8(current, previous, model.cfg.dis_preset, model.cfg.dis_finest_scale)
-                    warped = model.warp(logits, flow)
-                    feeds.append({"frame_1_8": current.numpy(), "warped_1_8": warped.numpy()})
-                    logits = model.correct_warped(current, warped)
                 else:
-                    feeds.append({"frame_1_8": current.numpy(), "prev_frame_1_8": previous.numpy(),
-                                  "prev_logits_1_8": logits.numpy()})
-                    logits = model.propagate_forward(current, previous, logits)
+                    flow = model.flow(normalize(current), normalize(previous))
+                warped = model.warp(logits, flow)
+                feeds.append({"frame_1_8": current.numpy(), "prev_frame_1_8": previous.numpy(),
+                              "warped_1_8": warped.numpy()})
+                logits = model.correct_warped(current, warped)
                 previous = current
     return feeds
 

@@ -82,10 +82,12 @@ class OnnxRuntimeBackend(Backend):
         self.device = torch.device("cpu")
         # intra-op threads per graph: the small propagation graph may run as fast on fewer threads
         self._threads = {"keyframe": threads, "propagation": propagation_threads or threads}
+        self._threads["flow"] = self._threads["propagation"]
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._cache_max_mb = cache_max_mb
         # precision of each graph; the propagation graph follows the keyframe graph unless chosen
         self.precisions = {"keyframe": precision, "propagation": propagation_precision or precision}
+        self.precisions["flow"] = self.precisions["propagation"]  # the flow net's graph (model.flow: learned)
         self.precision = precision
         self._fingerprint = model_fingerprint(self.model)
         available = ort.get_available_providers()
@@ -152,7 +154,7 @@ class OnnxRuntimeBackend(Backend):
 
     @property
     def session_count(self) -> int:
-        """InferenceSessions held in memory now (at most 2 * max_sizes)."""
+        """InferenceSessions held in memory now (at most 3 * max_sizes: keyframe, propagation, flow)."""
         return sum(len(parts) for parts in self._sessions.values())
 
     @property
@@ -195,19 +197,24 @@ class OnnxRuntimeBackend(Backend):
         (logits,) = self.session("keyframe", height, width).run(None, {"frame": self._numpy(frame)})
         return torch.from_numpy(logits)
 
+    def _run(self, part: str, height: int, width: int, feeds: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        session = self.session(part, height, width)
+        used = self._inputs[((height, width), part)]
+        return session.run(None, {name: self._numpy(value) for name, value in feeds.items() if name in used})
+
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
                   prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+        """The flow (DIS on the host, or the flow graph), the warp (Eq. 1) in torch, the correction graph
+        (the guide's weights and phi), and Eq. 2's weighted sum in torch."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
-        if self.model.cfg.flow == "dis":  # DIS and the warp on the host; the graph corrects S^-
-            cfg = self.model.cfg
+        cfg = self.model.cfg
+        if cfg.flow == "dis":
             flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
-            warped = self.model.warp(prev_logits_1_8.to("cpu", torch.float32), flow)
-            feeds = {"frame_1_8": frame_1_8, "warped_1_8": warped}
         else:
-            feeds = {"frame_1_8": frame_1_8, "prev_frame_1_8": prev_frame_1_8,
-                     "prev_logits_1_8": prev_logits_1_8}
-        session = self.session("propagation", height, width)
-        used = self._inputs[((height, width), "propagation")]
-        (logits,) = session.run(None, {name: self._numpy(value) for name, value in feeds.items()
-                                       if name in used})
-        return torch.from_numpy(logits)
+            (flow,) = self._run("flow", height, width, {"frame_1_8": frame_1_8, "prev_frame_1_8": prev_frame_1_8})
+            flow = torch.from_numpy(flow)
+        warped = self.model.warp(prev_logits_1_8.to("cpu", torch.float32), flow)
+        outputs = self._run("propagation", height, width, {"frame_1_8": frame_1_8, "warped_1_8": warped})
+        weights = torch.from_numpy(outputs[0])
+        intra = torch.from_numpy(outputs[1]) if len(outputs) > 1 else None
+        return self.model.gsv.fuse(warped, weights, intra)  # Eq. 2's sum

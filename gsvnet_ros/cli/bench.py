@@ -15,6 +15,7 @@ import torch
 from ..evaluation import bench
 from ..backends import build_backend, build_model
 from ..models.dis_flow import dis_flow_1_8
+from ..models.preprocess import normalize
 from ..stream import VideoSegmenter
 from .common import add_config_arguments, config_from_args, fail, interruptible, parse_size
 
@@ -89,8 +90,10 @@ def parse_backends(text: str) -> list[BackendEntry]:
 
 
 def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, np.ndarray]]]:
-    """(height, width) and the feeds of the backend's keyframe and propagation graphs for the second
-    of two stream frames (the first a keyframe)."""
+    """(height, width) and the feeds of each of the backend's graphs for the second of two stream frames
+    (the first a keyframe)."""
+    from ..backends.onnx_export import model_parts
+
     (full, first_1_8), (_, second_1_8) = (VideoSegmenter.prepare(frame, backend.device, full=True)
                                          for frame in frames[:2])
     height, width = int(full.shape[-2]), int(full.shape[-1])
@@ -99,18 +102,19 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
     def host(tensor: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
 
-    feeds = {"keyframe": {"frame": host(full)},
-             "propagation": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8),
-                             "prev_logits_1_8": host(logits)}}
     model = backend.model
-    if model.cfg.flow == "dis":  # that graph takes the logits warped on the host with DIS's flow
+    if model.cfg.flow == "dis":
         flow = dis_flow_1_8(second_1_8, first_1_8, model.cfg.dis_preset, model.cfg.dis_finest_scale)
-        feeds["propagation"]["warped_1_8"] = host(model.warp(logits, flow))
-    return (height, width), feeds
+    else:
+        flow = model.flow(normalize(second_1_8), normalize(first_1_8))
+    feeds = {"keyframe": {"frame": host(full)},
+             "flow": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8)},
+             "propagation": {"frame_1_8": host(second_1_8), "warped_1_8": host(model.warp(logits, flow))}}
+    return (height, width), {part: feeds[part] for part in model_parts(model)}
 
 
 def graph_time_by_op(backend, frames) -> dict[str, dict[str, float]]:
-    """ms per op type of the backend's keyframe and propagation graphs, fed with two stream frames."""
+    """ms per op type of each of the backend's graphs, fed with two stream frames."""
     (height, width), feeds = graph_feeds(backend, frames)
     return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds,
                                         backend.threads(part))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..backends import build_model
-from ..backends.onnx_export import PARTS, cached_export, default_cache_dir, model_fingerprint
+from ..backends.onnx_export import cached_export, default_cache_dir, model_fingerprint, model_parts
 from ..config import ConfigError
 from ..models.weights import WeightsError
 from .common import add_config_arguments, config_from_args, fail, interruptible, parse_size, prepare_dir
@@ -35,9 +35,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fingerprint = model_fingerprint(model)
     for width, height in args.size or [(1024, 512)]:
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
-        for part in PARTS:
+        for part in model_parts(model):
             precision = cfg.runtime.onnx_precision
-            if part == "propagation" and cfg.runtime.onnx_propagation_precision:
+            if part != "keyframe" and cfg.runtime.onnx_propagation_precision:
                 precision = cfg.runtime.onnx_propagation_precision
             path = cached_export(model, part, padded_h, padded_w, cache, fingerprint, precision)
             print(f"{part:12s} {padded_w}x{padded_h}  {precision}  {path}")

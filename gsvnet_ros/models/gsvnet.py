@@ -108,6 +108,14 @@ class GSVNet(nn.Module):
         _check_batch("correct_warped warped_1_8", warped_1_8, self.num_classes)
         return self.gsv(warped_1_8, normalize(frame_1_8))
 
+    def correction_weights(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The guide's per-pixel weights and phi's intra prediction (None without phi) for S^-: Eq. 2
+        without its final weighted sum (the ONNX backend's graph; it sums with `gsv.fuse` in torch)."""
+        _check_batch("correction_weights frame_1_8", frame_1_8, 3)
+        _check_batch("correction_weights warped_1_8", warped_1_8, self.num_classes)
+        return self.gsv.weights_and_intra(warped_1_8, normalize(frame_1_8))
+
     def warp(self, prev_logits_1_8: torch.Tensor, flow_1_8: torch.Tensor) -> torch.Tensor:
         """S^- = warp(S_t-1, flow) (Eq. 1) with the configured padding outside the frame."""
         return backward_warp(prev_logits_1_8, flow_1_8, self.cfg.warp_padding)

@@ -137,11 +137,11 @@ def test_least_recently_used_graphs_are_evicted_beyond_the_limit(tmp_path):
 
 def test_cached_export_evicts_stale_graphs_but_never_the_one_it_returns(tmp_path):
     a, b = _model(seed=0), _model(seed=1)
-    old = cached_export(a, "propagation", 64, 64, tmp_path, max_cache_mb=1)
+    old = cached_export(a, "keyframe", 64, 64, tmp_path, max_cache_mb=1)
     assert old.stat().st_size > 2**20  # alone above the limit, and kept: it is the one in use
-    new = cached_export(b, "propagation", 64, 64, tmp_path, max_cache_mb=1)
+    new = cached_export(b, "keyframe", 64, 64, tmp_path, max_cache_mb=1)
     assert new.exists() and not old.exists() and not old.with_suffix(".json").exists()
-    assert cached_export(b, "propagation", 64, 64, tmp_path, max_cache_mb=0) == new
+    assert cached_export(b, "keyframe", 64, 64, tmp_path, max_cache_mb=0) == new
 
 
 def test_auto_picks_onnxruntime_on_cpu():

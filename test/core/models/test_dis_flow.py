@@ -67,10 +67,11 @@ def test_finest_scale_0_estimates_on_the_grid_itself():
     assert abs(float(fine) - 2.0) < abs(float(coarse) - 2.0)
 
 
-def _pair(flow, use_intra=True):
+def _pair(flow, use_intra=True, learnable_kernels=False):
     torch.manual_seed(0)
     cfg = load_config("config/swiftnet_r18.yaml")
-    return build_gsvnet(dataclasses.replace(cfg.model, flow=flow, use_intra=use_intra)).eval()
+    return build_gsvnet(dataclasses.replace(cfg.model, flow=flow, use_intra=use_intra,
+                                            learnable_kernels=learnable_kernels)).eval()
 
 
 def test_dis_model_warps_with_the_host_flow_and_not_the_flow_net():
@@ -84,13 +85,15 @@ def test_dis_model_warps_with_the_host_flow_and_not_the_flow_net():
     assert torch.equal(out, expected)
 
 
-@pytest.mark.parametrize("flow, use_intra", [("learned", True), ("dis", True), ("dis", False)])
-def test_onnx_runtime_matches_torch(flow, use_intra, tmp_path):
-    """Without phi a DIS graph never reads the frame (the exporter drops that input)."""
+@pytest.mark.parametrize("flow, use_intra, learnable", [("learned", True, False), ("dis", True, False),
+                                                       ("dis", False, False), ("dis", True, True)])
+def test_onnx_runtime_matches_torch(flow, use_intra, learnable, tmp_path):
+    """Without phi a DIS graph never reads the frame (the exporter drops that input); a DIS graph gives
+    Eq. 2's weights (and phi's logits) and the host sums them in torch, learned shift kernels too."""
     pytest.importorskip("onnxruntime")
     from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    model = _pair(flow, use_intra)
+    model = _pair(flow, use_intra, learnable)
     frame, prev = _tensor(np.roll(_texture(32, 64), 2, axis=1)), _tensor(_texture(32, 64))
     logits = torch.randn(1, 19, 32, 64)
     with torch.no_grad():
@@ -102,9 +105,10 @@ def test_onnx_runtime_matches_torch(flow, use_intra, tmp_path):
     import onnx
 
     names = [i.name for i in onnx.load(str(graph)).graph.input]
-    # DIS: the flow and the warp run on the host and the graph takes the warped logits
-    assert names == (["frame_1_8", "warped_1_8"][not use_intra:] if flow == "dis"
-                     else ["frame_1_8", "prev_frame_1_8", "prev_logits_1_8"])
+    # the flow (DIS, or the flow graph) and the warp run outside: the graph takes the warped logits
+    assert names == ["frame_1_8", "warped_1_8"][not use_intra:]
+    flow_graph = backend._sessions[(256, 512)].get("flow")
+    assert (flow_graph is not None) == (flow == "learned")
 
 
 def test_dis_flow_does_not_depend_on_what_was_computed_before():
