@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["FACTOR", "upsample_labels"]
+__all__ = ["FACTOR", "BlockKernel"]
 
 FACTOR = 8
 
@@ -124,13 +124,31 @@ def _kernel(logits, tolerance, out, flagged_y, flagged_x):
     return flagged
 
 
-def upsample_labels(logits: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(C, h, w) float32 logits -> ((8h, 8w) uint8 labels, ys, xs of the pixels within `tolerance` of a
-    tie, whose labels the caller must recompute with the reference)."""
-    logits = np.ascontiguousarray(logits, dtype=np.float32)
-    _, height, width = logits.shape
-    out = np.empty((FACTOR * height, FACTOR * width), np.uint8)
-    flagged_y = np.empty(out.size, np.int64)
-    flagged_x = np.empty(out.size, np.int64)
-    count = _kernel(logits, float(tolerance), out, flagged_y, flagged_x)
-    return out, flagged_y[:count], flagged_x[:count]
+@njit(cache=True, nogil=True)
+def _largest_magnitude(logits):
+    largest = np.float32(0.0)
+    for value in logits.ravel():
+        largest = max(largest, abs(value))
+    return largest
+
+
+class BlockKernel:
+    """Calls the compiled kernel with reusable buffers for the near-tie coordinates (one per instance:
+    not shared between threads)."""
+
+    def __init__(self) -> None:
+        self._flagged = np.empty((2, 0), np.int64)
+
+    def __call__(self, logits: np.ndarray, relative_tolerance: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(C, h, w) float32 logits -> ((8h, 8w) uint8 labels, ys, xs of the pixels whose top two classes
+        are within `relative_tolerance` x max |logit| of each other, whose labels the caller must
+        recompute with the reference)."""
+        logits = np.ascontiguousarray(logits, dtype=np.float32)
+        _, height, width = logits.shape
+        out = np.empty((FACTOR * height, FACTOR * width), np.uint8)
+        if self._flagged.shape[1] < out.size:
+            self._flagged = np.empty((2, out.size), np.int64)
+        tolerance = relative_tolerance * float(_largest_magnitude(logits))
+        count = _kernel(logits, tolerance, out, self._flagged[0], self._flagged[1])
+        return out, self._flagged[0, :count].copy(), self._flagged[1, :count].copy()

@@ -115,6 +115,7 @@ class LabelUpsampler:
             raise ValueError(f"LabelUpsampler kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         self.kernel = kernel
         self.last_near_ties = 0  # pixels the last call recomputed with the reference (near ties)
+        self._block_kernel = None  # output_kernel.BlockKernel, made on first use (imports numba)
         self._weights: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
@@ -129,17 +130,15 @@ class LabelUpsampler:
             return self._compiled(logits)
         return self._torch(logits)
 
-    @staticmethod
-    def _tolerance(logits: torch.Tensor) -> float:
-        return _REL_TIE_TOLERANCE * float(logits.abs().max()) if logits.numel() else 0.0
-
     def _compiled(self, logits: torch.Tensor) -> torch.Tensor:
         if logits.device.type != "cpu":
             raise ValueError(f"the compiled output kernel runs on CPU tensors, got {logits.device}; "
                              "expected kernel 'torch' or 'auto' for other devices")
-        from .output_kernel import upsample_labels
+        if self._block_kernel is None:
+            from .output_kernel import BlockKernel
 
-        labels, ys, xs = upsample_labels(logits.contiguous().numpy(), self._tolerance(logits))
+            self._block_kernel = BlockKernel()
+        labels, ys, xs = self._block_kernel(logits.contiguous().numpy(), _REL_TIE_TOLERANCE)
         labels = torch.from_numpy(labels)
         self.last_near_ties = len(ys)
         if len(ys):

@@ -97,19 +97,21 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
     (full, first_1_8), (_, second_1_8) = (VideoSegmenter.prepare(frame, backend.device, full=True)
                                          for frame in frames[:2])
     height, width = int(full.shape[-2]), int(full.shape[-1])
-    logits = backend.keyframe(full)
 
     def host(tensor: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
 
     model = backend.model
-    if model.cfg.flow == "dis":
-        flow = dis_flow_1_8(second_1_8, first_1_8, model.cfg.dis_preset, model.cfg.dis_finest_scale)
-    else:
-        flow = model.flow(normalize(second_1_8), normalize(first_1_8))
+    with torch.inference_mode():
+        logits = backend.keyframe(full)
+        if model.cfg.flow == "dis":
+            flow = dis_flow_1_8(second_1_8, first_1_8, model.cfg.dis_preset, model.cfg.dis_finest_scale)
+        else:
+            flow = model.flow(normalize(second_1_8), normalize(first_1_8))
+        warped = model.warp(logits, flow)
     feeds = {"keyframe": {"frame": host(full)},
              "flow": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8)},
-             "propagation": {"frame_1_8": host(second_1_8), "warped_1_8": host(model.warp(logits, flow))}}
+             "propagation": {"frame_1_8": host(second_1_8), "warped_1_8": host(warped)}}
     return (height, width), {part: feeds[part] for part in model_parts(model)}
 
 
@@ -122,19 +124,24 @@ def graph_time_by_op(backend, frames) -> dict[str, dict[str, float]]:
 
 
 def propagation_graph_ms_by_threads(backend, frames, threads=(1, 2), repeats: int = 30) -> dict[int, float]:
-    """Median ms of the propagation graph alone (one session run) at each intra-op thread count."""
+    """Median ms of the non-keyframe's graphs alone (the flow graph, if any, then the correction graph;
+    session runs only) at each intra-op thread count."""
     import onnxruntime as ort
 
     from ..backends.onnxruntime_backend import session_options
 
     (height, width), feeds = graph_feeds(backend, frames)
-    path = str(backend.graph_path("propagation", height, width))
+    parts = [part for part in feeds if part != "keyframe"]
     result = {}
     for count in threads:
-        session = ort.InferenceSession(path, session_options(count), providers=backend.providers)
-        used = {node.name for node in session.get_inputs()}
-        part_feeds = {name: value for name, value in feeds["propagation"].items() if name in used}
-        result[count] = bench.median_ms(lambda: session.run(None, part_feeds), repeats, warmup=3)
+        runs = []
+        for part in parts:
+            session = ort.InferenceSession(str(backend.graph_path(part, height, width)), session_options(count),
+                                           providers=backend.providers)
+            used = {node.name for node in session.get_inputs()}
+            runs.append((session, {name: value for name, value in feeds[part].items() if name in used}))
+        result[count] = bench.median_ms(lambda: [session.run(None, part_feeds) for session, part_feeds in runs],
+                                        repeats, warmup=3)
     return result
 
 
@@ -236,7 +243,7 @@ def print_report(figures: dict) -> None:
         print("  frames/s by keyframe interval: " + ", ".join(
             f"l={l}: {fps:.1f}" for l, fps in fig["fps_by_interval"].items()))
         if "propagation_graph_ms_by_threads" in fig:
-            print("  propagation graph alone: " + ", ".join(
+            print("  non-keyframe graphs alone: " + ", ".join(
                 f"{count} thread{'s' if count > 1 else ''} {ms:.2f} ms"
                 for count, ms in fig["propagation_graph_ms_by_threads"].items()))
         if "output_1_8" in fig:

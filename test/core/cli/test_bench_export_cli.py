@@ -40,7 +40,7 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     assert "propagation_graph_ms_by_threads" not in figures["backends"]["torch"]
     printed = capsys.readouterr().out
     assert "onnxruntime:int8 vs torch: keyframe" in printed and "GSVNet l=4 vs per-frame" in printed
-    assert "vs the int8 per-frame net" in printed and "propagation graph alone: 1 thread" in printed
+    assert "vs the int8 per-frame net" in printed and "non-keyframe graphs alone: 1 thread" in printed
     assert "labels at 1/8 (stream.output_resolution 1/8)" in printed
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
