@@ -25,6 +25,7 @@ from ..evaluation.keyframe_table import (KeyframeTable, calibrate_policy, compar
 from ..evaluation.protocol import Snippet
 from ..evaluation.sequences import (SequencePlan, list_labelled_sequences,
                                     load_sequence, plot_sequences, render_sequence_markdown, sequence_rows)
+from ..models.dis_flow import DIS_PRESETS
 from ..models.weights import WeightsError
 from ..stream import VideoSegmenter
 from .common import fail, interruptible, prepare_dir
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="what the warp samples outside the frame (model.warp_padding)")
     parser.add_argument("--flow", choices=("learned", "dis"), default=ModelConfig.flow,
                         help="flow of the propagation step: the flow net O or OpenCV DIS (model.flow)")
+    parser.add_argument("--dis-preset", choices=DIS_PRESETS, default=ModelConfig.dis_preset,
+                        help="OpenCV DIS preset with --flow dis (model.dis_preset)")
     parser.add_argument("--allow-mismatched-weights", action="store_true",
                         help="use propagation files trained with another flow or keyframe file "
                              "(runtime.allow_mismatched_weights; a warning instead of an error)")
@@ -222,7 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
                                               threads=args.threads, onnx_precision=args.onnx_precision,
                                               allow_mismatched_weights=args.allow_mismatched_weights),
-                        warp_padding=args.warp_padding, flow=args.flow)
+                        warp_padding=args.warp_padding, flow=args.flow, dis_preset=args.dis_preset)
     except ConfigError as exc:
         return fail(str(exc))
     limit = args.snippets

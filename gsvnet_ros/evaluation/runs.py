@@ -60,11 +60,12 @@ class EvalPlan:
     runtime: RuntimeConfig = RuntimeConfig()
     warp_padding: str = ModelConfig.warp_padding  # of every GSVNet row: border | zeros
     flow: str = ModelConfig.flow  # of every GSVNet row: learned | dis
+    dis_preset: str = ModelConfig.dis_preset  # model.flow: dis
 
 
 def _config(files: ModelFiles, plan: EvalPlan, scale: float, variant: Optional[str]) -> GSVNetConfig:
     changes = VARIANTS[variant][0] if variant is not None else {}
-    switches = {"warp_padding": plan.warp_padding, "flow": plan.flow, **changes}
+    switches = {"warp_padding": plan.warp_padding, "flow": plan.flow, "dis_preset": plan.dis_preset, **changes}
     model = ModelConfig(keyframe_net=files.keyframe_net, keyframe_scale=scale, **switches)
     runtime = dataclasses.replace(
         plan.runtime, keyframe_weights=str(files.keyframe),
