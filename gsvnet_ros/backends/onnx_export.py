@@ -35,7 +35,7 @@ __all__ = [
     "DEFAULT_CACHE_MAX_MB",
 ]
 
-OPSET = 17  # grid_sample needs opset >= 16
+OPSET = 17  # (grid_sample, in the graphs until GRAPH_VERSION 2, needed >= 16)
 PARTS = ("keyframe", "propagation", "flow")
 PRECISIONS = ("fp32", "int8")
 # Bump whenever the exported graphs change for the same weights, so caches written by an older

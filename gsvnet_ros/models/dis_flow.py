@@ -2,7 +2,8 @@
 
 DIS (Kroeger et al., ECCV 2016) runs on the host CPU on grey levels, so it is computed outside the
 networks: the propagation step then takes the flow as an input (GSVNet.propagate_with_flow; the
-ONNX propagation graph of a DIS model has a `flow_1_8` input). Same convention as O: backward flow from frame t to t-1 in
+ONNX backend warps with it on the host and feeds the warped logits to its graph). Same convention as O:
+backward flow from frame t to t-1 in
 pixels of the 1/8 grid, channel 0 = u (x), 1 = v (y), so that warp(S_{t-1}, flow) aligns with t.
 """
 from __future__ import annotations
