@@ -10,6 +10,10 @@ over the classes that can still win in the block (a class whose largest corner v
 smallest corner value can not); float64 holds those products and sums exactly, so the only rounding
 left is the float32 reference's own, which the tolerance covers. Pixels whose margin is within the
 tolerance are returned for the caller to recompute with the reference (`exact_pixel_labels`).
+
+Written for the vector units: the per-class loops run along contiguous rows, a boundary block's 64 pixels
+are one vectorized loop per candidate class, and the labels go out as 4-byte words (a block column
+starts half a block, 4 bytes, into the image, so every block row is 1 or 2 aligned words).
 """
 from __future__ import annotations
 
@@ -19,117 +23,158 @@ from numba import njit
 __all__ = ["FACTOR", "BlockKernel"]
 
 FACTOR = 8
+_PIXELS = FACTOR * FACTOR
 
 
 @njit(cache=True, nogil=True)
-def _corner_argmax(logits, tolerance):
-    """Per low-resolution cell: argmax (first index of the maximum) and whether the top two are
-    within `tolerance` (an exact or near tie)."""
+def _cells(logits, relative_tolerance):
+    """Per low-resolution cell: argmax (first index of the maximum) and whether the top two are within
+    the tolerance (an exact or near tie); and the tolerance, relative_tolerance × max |logit|."""
     classes, height, width = logits.shape
-    best = logits[0].copy()
-    label = np.zeros((height, width), np.uint8)
-    runner_up = np.full((height, width), -np.inf, np.float32)
+    cells = height * width
+    flat = logits.reshape(classes, cells)
+    best = flat[0].copy()
+    low = flat[0].copy()
+    runner_up = np.full(cells, -np.inf, np.float32)
+    label = np.zeros(cells, np.int32)  # not uint8: more than 256 classes must not alias in the corner test
     for c in range(1, classes):
-        for y in range(height):
-            for x in range(width):
-                value = logits[c, y, x]
-                if value > best[y, x]:
-                    runner_up[y, x] = best[y, x]
-                    best[y, x] = value
-                    label[y, x] = c
-                elif value > runner_up[y, x]:
-                    runner_up[y, x] = value
-    near_tie = np.zeros((height, width), np.bool_)
+        row = flat[c]
+        for p in range(cells):  # branch-free, so it vectorizes
+            value = row[p]
+            runner_up[p] = max(runner_up[p], min(value, best[p]))
+            label[p] = c if value > best[p] else label[p]
+            best[p] = max(best[p], value)
+            low[p] = min(low[p], value)
+    largest = np.float32(0.0)
+    for p in range(cells):
+        largest = max(largest, max(best[p], -low[p]))
+    tolerance = relative_tolerance * np.float64(largest)
+    near_tie = np.zeros(cells, np.bool_)
     if classes > 1:
-        for y in range(height):
-            for x in range(width):
-                near_tie[y, x] = best[y, x] - runner_up[y, x] <= tolerance
-    return label, near_tie
+        for p in range(cells):
+            near_tie[p] = best[p] - runner_up[p] <= tolerance
+    return label.reshape(height, width), near_tie.reshape(height, width), tolerance
 
 
 @njit(cache=True, nogil=True)
-def _kernel(logits, tolerance, out, flagged_y, flagged_x):
-    """Fill `out` (8h, 8w) uint8; write near-tie pixel coordinates to flagged_y/x; return their count."""
+def _kernel(logits, relative_tolerance, out, flagged_y, flagged_x):
+    """Fill `out` (8h, 8w) uint8 (C-contiguous); write the near-tie pixels' coordinates to flagged_y/x
+    (each at least 8h·8w long); return their count."""
     classes, height, width = logits.shape
-    label, near_tie = _corner_argmax(logits, tolerance)
+    label, near_tie, tolerance = _cells(logits, relative_tolerance)
     out_h, out_w = FACTOR * height, FACTOR * width
     half = FACTOR // 2
-    lam = (np.arange(FACTOR) + 0.5) / FACTOR  # fraction between the block's top (left) and bottom (right) cells
-    ceiling = np.empty(classes, np.float64)
+    words = out_w // 4
+    out32 = out.reshape(out_h * out_w).view(np.uint32).reshape(out_h, words)
+    # bilinear weights of the corners 00, 01, 10, 11 for block pixel p = 8 i + k: the fraction between
+    # the block's top (left) and bottom (right) cells is λ = (i + 0.5)/8 (align_corners=False)
+    lam = (np.arange(FACTOR) + 0.5) / FACTOR
+    weights = np.empty((4, _PIXELS))
+    for i in range(FACTOR):
+        for k in range(FACTOR):
+            weights[0, i * FACTOR + k] = (1.0 - lam[i]) * (1.0 - lam[k])
+            weights[1, i * FACTOR + k] = (1.0 - lam[i]) * lam[k]
+            weights[2, i * FACTOR + k] = lam[i] * (1.0 - lam[k])
+            weights[3, i * FACTOR + k] = lam[i] * lam[k]
+    w00, w01, w10, w11 = weights[0], weights[1], weights[2], weights[3]
     candidates = np.empty(classes, np.int64)
-    top_row = np.empty((classes, FACTOR), np.float64)  # a candidate's values along the block's top edge
-    bottom_row = np.empty((classes, FACTOR), np.float64)
-    values = np.empty((classes, FACTOR, FACTOR), np.float64)
+    corners = np.empty((classes, 4), np.float32)  # the candidates' corner values 00, 01, 10, 11
+    best = np.empty(_PIXELS)
+    second = np.empty(_PIXELS)
+    winner = np.empty(_PIXELS, np.int64)
+    winner8 = np.empty(_PIXELS, np.uint8)
+    winner32 = winner8.view(np.uint32)  # block row i is words 2i, 2i+1
     boundary = np.empty(width + 1, np.bool_)
-    block_label = np.empty(width + 1, np.uint8)
+    block_word = np.empty(width + 1, np.uint32)
     flagged = 0
     for bi in range(height + 1):
         # padded cells bi, bi+1 are the original rows bi-1, bi clamped to the image (replicate padding)
         top, bottom = max(bi - 1, 0), min(bi, height - 1)
-        y0, y1 = max(FACTOR * bi - half, 0), min(FACTOR * bi + half, out_h)
-        # first every block of this band takes its top-left corner's label (plain loops: numba turns
-        # them into vector stores, where a slice copy per row costs a view each)
+        oy = FACTOR * bi - half  # the block's first row (may lie above the image)
+        y0, y1 = max(oy, 0), min(oy + FACTOR, out_h)
+        # first every block of this band takes its top-left corner's label, 4 bytes a word: word m
+        # (pixels 4m .. 4m+3) lies in block (m + 1) // 2
         for bj in range(width + 1):
             left, right = max(bj - 1, 0), min(bj, width - 1)
             first = label[top, left]
-            block_label[bj] = first
+            block_word[bj] = np.uint32(np.uint8(first)) * np.uint32(0x01010101)
             boundary[bj] = (label[top, right] != first or label[bottom, left] != first
                             or label[bottom, right] != first or near_tie[top, left] or near_tie[top, right]
                             or near_tie[bottom, left] or near_tie[bottom, right])
-        for y in range(y0, y1):
-            for x in range(out_w):
-                out[y, x] = block_label[(x + half) // FACTOR]
+        first_row = out32[y0]
+        for m in range(words):
+            first_row[m] = block_word[(m + 1) // 2]
+        for y in range(y0 + 1, y1):
+            row = out32[y]
+            for m in range(words):
+                row[m] = first_row[m]
         for bj in range(width + 1):
             if not boundary[bj]:
                 continue
             left, right = max(bj - 1, 0), min(bj, width - 1)
-            x0, x1 = max(FACTOR * bj - half, 0), min(FACTOR * bj + half, out_w)
-            # classes that can win somewhere in the block: ceiling >= best floor - tolerance
+            # classes that can win or tie somewhere in the block: ceiling >= floor - tolerance, where
+            # floor (a lower bound of the best class's smallest corner value) is taken over the four
+            # corner winners; a lower floor only keeps more classes
             floor = -np.inf
-            for c in range(classes):
+            for q in range(4):
+                c = label[top if q < 2 else bottom, left if q % 2 == 0 else right]
                 a, b = logits[c, top, left], logits[c, top, right]
                 d, e = logits[c, bottom, left], logits[c, bottom, right]
-                ceiling[c] = max(max(a, b), max(d, e))
                 floor = max(floor, min(min(a, b), min(d, e)))
             count = 0
             for c in range(classes):
-                if ceiling[c] >= floor - tolerance:
+                a, b = logits[c, top, left], logits[c, top, right]
+                d, e = logits[c, bottom, left], logits[c, bottom, right]
+                if max(max(a, b), max(d, e)) >= floor - tolerance:
                     candidates[count] = c
+                    corners[count, 0], corners[count, 1] = a, b
+                    corners[count, 2], corners[count, 3] = d, e
                     count += 1
-            # bilinear values, separably: along x on the top and bottom edges, then along y (exact in float64)
+            if count == 0:  # only without finite logits (rejected by the caller): keep every class
+                for c in range(classes):
+                    candidates[c] = c
+                    corners[c, 0], corners[c, 1] = logits[c, top, left], logits[c, top, right]
+                    corners[c, 2], corners[c, 3] = logits[c, bottom, left], logits[c, bottom, right]
+                count = classes
+            # the 4-term bilinear value in float64 (exact), argmax in class order (first index wins
+            # ties) and the runner-up, branch-free over the block's 64 pixels
             for n in range(count):
                 c = candidates[n]
-                a, b = np.float64(logits[c, top, left]), np.float64(logits[c, top, right])
-                d, e = np.float64(logits[c, bottom, left]), np.float64(logits[c, bottom, right])
-                for k in range(FACTOR):
-                    top_row[n, k] = (1.0 - lam[k]) * a + lam[k] * b
-                    bottom_row[n, k] = (1.0 - lam[k]) * d + lam[k] * e
-                for i in range(FACTOR):
-                    for k in range(FACTOR):
-                        values[n, i, k] = (1.0 - lam[i]) * top_row[n, k] + lam[i] * bottom_row[n, k]
+                a, b = np.float64(corners[n, 0]), np.float64(corners[n, 1])
+                d, e = np.float64(corners[n, 2]), np.float64(corners[n, 3])
+                if n == 0:
+                    for p in range(_PIXELS):
+                        best[p] = w00[p] * a + w01[p] * b + w10[p] * d + w11[p] * e
+                        second[p] = -np.inf
+                        winner[p] = c
+                else:
+                    for p in range(_PIXELS):
+                        value = w00[p] * a + w01[p] * b + w10[p] * d + w11[p] * e
+                        second[p] = max(second[p], min(value, best[p]))
+                        winner[p] = c if value > best[p] else winner[p]
+                        best[p] = max(best[p], value)
+            for p in range(_PIXELS):
+                winner8[p] = winner[p]
+            # block column bj covers words 2bj-1, 2bj (the first and last block are half outside)
+            m0, m1 = max(2 * bj - 1, 0), min(2 * bj + 1, words)
             for y in range(y0, y1):
-                i = y - (FACTOR * bi - half)
-                for x in range(x0, x1):
-                    k = x - (FACTOR * bj - half)
-                    best, second, winner = -np.inf, -np.inf, 0
-                    for n in range(count):  # branch-free: the comparisons become selects
-                        value = values[n, i, k]
-                        second = max(second, min(value, best))
-                        winner = candidates[n] if value > best else winner
-                        best = max(best, value)
-                    out[y, x] = winner
-                    if count > 1 and best - second <= tolerance:
-                        flagged_y[flagged], flagged_x[flagged] = y, x
-                        flagged += 1
+                source = 2 * (y - oy) - (2 * bj - 1)
+                for m in range(m0, m1):
+                    out32[y, m] = winner32[source + m]
+            if count > 1:
+                near = 0
+                for p in range(_PIXELS):
+                    near += best[p] - second[p] <= tolerance
+                if near:
+                    ox = FACTOR * bj - half
+                    x0, x1 = max(ox, 0), min(ox + FACTOR, out_w)
+                    for y in range(y0, y1):
+                        for x in range(x0, x1):
+                            p = (y - oy) * FACTOR + x - ox
+                            if best[p] - second[p] <= tolerance:
+                                flagged_y[flagged], flagged_x[flagged] = y, x
+                                flagged += 1
     return flagged
-
-
-@njit(cache=True, nogil=True)
-def _largest_magnitude(logits):
-    largest = np.float32(0.0)
-    for value in logits.ravel():
-        largest = max(largest, abs(value))
-    return largest
 
 
 class BlockKernel:
@@ -149,6 +194,5 @@ class BlockKernel:
         out = np.empty((FACTOR * height, FACTOR * width), np.uint8)
         if self._flagged.shape[1] < out.size:
             self._flagged = np.empty((2, out.size), np.int64)
-        tolerance = relative_tolerance * float(_largest_magnitude(logits))
-        count = _kernel(logits, tolerance, out, self._flagged[0], self._flagged[1])
+        count = _kernel(logits, float(relative_tolerance), out, self._flagged[0], self._flagged[1])
         return out, self._flagged[0, :count].copy(), self._flagged[1, :count].copy()

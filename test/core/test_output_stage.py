@@ -118,6 +118,30 @@ def test_near_tie_pixels_are_recomputed_with_the_reference(kernel):
     assert torch.equal(labels, reference_labels(logits))
 
 
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
+def test_more_than_256_classes_do_not_alias_in_the_corner_test(kernel):
+    """Classes 1 and 257 are the same uint8 label; the corner test must still see two classes, so the
+    block is interpolated and class 5 wins between them (the reference's labels wrap as uint8 too)."""
+    logits = torch.full((300, 2, 4), -10.0)
+    logits[5] = 9.0
+    logits[1, :, :2] = 10.0
+    logits[257, :, 2:] = 10.0
+    labels = LabelUpsampler(kernel)(logits)
+    assert torch.equal(labels, reference_labels(logits))
+    assert (labels == 5).any()
+
+
+def test_constant_logits_recompute_every_pixel_in_batches():
+    """Every class ties everywhere: all 4096 pixels are near ties, recomputed in several batches."""
+    from gsvnet_ros import output_stage
+
+    logits = torch.full((3, 8, 8), 0.5)
+    upsampler = LabelUpsampler("compiled")
+    labels = upsampler(logits)
+    assert upsampler.last_near_ties == 64 * 64 > output_stage._CHUNK
+    assert torch.equal(labels, reference_labels(logits))
+
+
 def _logits_with_ties(draw, classes, height, width):
     """Tie-heavy logits on a binary grid: a few integer levels (exact ties everywhere), some channels
     duplicated, some values nudged by 2^-12 (near ties, well inside the tie tolerance), scaled by a power
