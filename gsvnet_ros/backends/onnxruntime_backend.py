@@ -88,7 +88,6 @@ class OnnxRuntimeBackend(Backend):
         # precision of each graph; the propagation graph follows the keyframe graph unless chosen
         self.precisions = {"keyframe": precision, "propagation": propagation_precision or precision}
         self.precisions["flow"] = self.precisions["propagation"]  # the flow net's graph (model.flow: learned)
-        self.precision = precision
         self._fingerprint = model_fingerprint(self.model)
         available = ort.get_available_providers()
         self.providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]

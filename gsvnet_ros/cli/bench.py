@@ -115,22 +115,24 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
     return (height, width), {part: feeds[part] for part in model_parts(model)}
 
 
-def graph_time_by_op(backend, frames) -> dict[str, dict[str, float]]:
-    """ms per op type of each of the backend's graphs, fed with two stream frames."""
-    (height, width), feeds = graph_feeds(backend, frames)
+def graph_time_by_op(backend, size: tuple[int, int], feeds: dict[str, dict[str, np.ndarray]]
+                     ) -> dict[str, dict[str, float]]:
+    """ms per op type of each of the backend's graphs at `size` (height, width), given `graph_feeds`."""
+    height, width = size
     return {part: bench.onnx_time_by_op(backend.graph_path(part, height, width), part_feeds,
                                         backend.threads(part))
             for part, part_feeds in feeds.items()}
 
 
-def propagation_graph_ms_by_threads(backend, frames, threads=(1, 2), repeats: int = 30) -> dict[int, float]:
+def propagation_graph_ms_by_threads(backend, size: tuple[int, int], feeds: dict[str, dict[str, np.ndarray]],
+                                    threads=(1, 2), repeats: int = 30) -> dict[int, float]:
     """Median ms of the non-keyframe's graphs alone (the flow graph, if any, then the correction graph;
-    session runs only) at each intra-op thread count."""
+    session runs only) at each intra-op thread count, given `graph_feeds`."""
     import onnxruntime as ort
 
     from ..backends.onnxruntime_backend import session_options
 
-    (height, width), feeds = graph_feeds(backend, frames)
+    height, width = size
     parts = [part for part in feeds if part != "keyframe"]
     result = {}
     for count in threads:
@@ -159,9 +161,10 @@ def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False
         extra["output_1_8"] = {"keyframe_ms": small.keyframe_median,
                                "non_keyframe_ms": small.non_keyframe_median}
     if segmenter.backend.name == "onnxruntime":
-        extra["propagation_graph_ms_by_threads"] = propagation_graph_ms_by_threads(segmenter.backend, frames)
+        size, feeds = graph_feeds(segmenter.backend, frames)  # once for both measurements
+        extra["propagation_graph_ms_by_threads"] = propagation_graph_ms_by_threads(segmenter.backend, size, feeds)
         if op_profile:
-            extra["graph_ms_by_op"] = graph_time_by_op(segmenter.backend, frames)
+            extra["graph_ms_by_op"] = graph_time_by_op(segmenter.backend, size, feeds)
     backend = segmenter.backend
     precision = getattr(backend, "precisions", {}).get("keyframe") if backend.name == "onnxruntime" else None
     return {
