@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -72,6 +73,34 @@ class _StreamState:
     keyframe_confidence: Optional[float] = None
     prev_confidence: Optional[float] = None
     prev_histogram: Optional[np.ndarray] = None
+
+
+@dataclass
+class _Prepared:
+    """A frame after the host work that needs no stream state (segment() does it a frame ahead)."""
+
+    size: tuple[int, int]
+    stamp_ns: int
+    frame_1_8: torch.Tensor
+    finish: Callable[[], torch.Tensor]  # the full-resolution frame, for keyframes
+    histogram: Optional[np.ndarray]  # adaptive policy only
+    host_ms: float = 0.0
+    flow_1_8: Optional[torch.Tensor] = None  # segment(): host flow back to `flow_from`
+    flow_from: Optional[torch.Tensor] = None
+
+
+@dataclass
+class _Decided:
+    """A frame after its network step: what the output stage needs to make its result."""
+
+    prepared: _Prepared
+    logits: torch.Tensor
+    reason: str
+    frames_since_keyframe: int
+    frame_index: int
+    change: Optional[FrameChange]
+    preprocess_ms: float
+    network_ms: float
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
@@ -213,16 +242,74 @@ class VideoSegmenter:
              ) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 RGB frame taken at `stamp_ns` nanoseconds."""
         _check_frame(frame_rgb)
-        t_start = time.perf_counter()
-        height, width = frame_rgb.shape[:2]
-        reason = self._keyframe_reason((height, width), int(stamp_ns), force_reason)
-        device = self.backend.device
-        adaptive = self._policy == "adaptive"
-        change, histogram, mean_top = None, None, None
+        return self._finish(self._run_networks(self._prepare_frame(frame_rgb, stamp_ns), force_reason))
+
+    def segment(self, frames: Iterable[tuple[np.ndarray, int]]) -> Iterator[SegmentationResult]:
+        """Segment a stream of (frame, stamp_ns) pairs: the same results as `step()` on each in turn, with
+        the host work of the next frame (checks, 1/8 preprocessing, host flow) and the output stage of
+        the last one run on a second thread while this one runs the networks. For offline streams,
+        where the next frame is already there; it raises at the first frame step() would refuse (after
+        yielding every result before it). One stream at a time per segmenter; no step() meanwhile.
+        """
+        frames = iter(frames)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-host")
+        finishing: Optional[Future] = None  # the output stage of the frame before, on the host thread
+        try:
+            item = next(frames, None)
+            upcoming = None if item is None else pool.submit(self._prepare_checked, *item, None)
+            while upcoming is not None:
+                try:
+                    prepared = upcoming.result()  # step()'s InputError for a bad frame
+                    item = next(frames, None)
+                    upcoming = None if item is None else pool.submit(self._prepare_checked, *item, prepared)
+                    decided = self._run_networks(prepared, None)
+                except Exception:
+                    if finishing is not None:  # every result before the failing frame, then its error
+                        yield finishing.result()
+                    raise
+                if finishing is not None:
+                    yield finishing.result()
+                finishing = pool.submit(self._finish, decided)
+            if finishing is not None:
+                yield finishing.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare_checked(self, frame_rgb: np.ndarray, stamp_ns: int, previous: Optional[_Prepared]
+                         ) -> _Prepared:
+        """segment()'s host stage: `_prepare_frame` and, when the backend computes the flow on the host,
+        the flow back to the frame before (a keyframe leaves it unused)."""
+        _check_frame(frame_rgb)
+        prepared = self._prepare_frame(frame_rgb, stamp_ns)
+        if previous is not None and previous.size == prepared.size:
+            started = time.perf_counter()
+            prepared.flow_1_8 = self.backend.host_flow(prepared.frame_1_8, previous.frame_1_8)
+            prepared.flow_from = previous.frame_1_8
+            prepared.host_ms += 1e3 * (time.perf_counter() - started)
+        return prepared
+
+    def _prepare_frame(self, frame_rgb: np.ndarray, stamp_ns: int) -> _Prepared:
+        """The host work that needs no stream state: the 1/8 frame (and the full one, on demand), and the
+        colour histogram under the adaptive policy."""
+        started = time.perf_counter()
         with torch.inference_mode():
-            finish, frame_1_8 = self._prepare(frame_rgb, device)
+            finish, frame_1_8 = self._prepare(frame_rgb, self.backend.device)
+            histogram = colour_histogram(frame_1_8) if self._policy == "adaptive" else None
+        return _Prepared(frame_rgb.shape[:2], int(stamp_ns), frame_1_8, finish, histogram,
+                         host_ms=1e3 * (time.perf_counter() - started))
+
+    def _run_networks(self, prepared: _Prepared, force_reason: Optional[str]) -> _Decided:
+        """The keyframe decision, the network step and the new stream state, for a prepared frame."""
+        t_start = time.perf_counter()
+        height, width = prepared.size
+        stamp_ns = prepared.stamp_ns
+        reason = self._keyframe_reason((height, width), stamp_ns, force_reason)
+        adaptive = self._policy == "adaptive"
+        change, histogram, mean_top = None, prepared.histogram, None
+        with torch.inference_mode():
             if adaptive:
-                histogram = colour_histogram(frame_1_8)
+                if histogram is None:  # the policy changed since the frame was prepared
+                    histogram = colour_histogram(prepared.frame_1_8)
                 state = self._state
                 if state is not None and not reason:
                     key_top, prev_top = state.keyframe_confidence, state.prev_confidence
@@ -234,14 +321,18 @@ class VideoSegmenter:
                         change = FrameChange(key_top - prev_top, distance,
                                              histogram_correlation(histogram, state.prev_histogram))
                         reason = self._adaptive_reason(change)
-            frame = finish() if reason else None
-            t_pre = self._sync_time(frame_1_8)
+            frame = prepared.finish() if reason else None
+            t_pre = self._sync_time(prepared.frame_1_8)
             if reason:
                 logits = self.backend.keyframe(frame)
             else:
                 state = self._state
                 assert state is not None
-                logits = self.backend.propagate(frame_1_8, state.prev_frame_1_8, state.prev_logits_1_8)
+                flow = {}
+                if prepared.flow_1_8 is not None and prepared.flow_from is state.prev_frame_1_8:
+                    flow["flow_1_8"] = prepared.flow_1_8  # computed on the host thread (segment())
+                logits = self.backend.propagate(prepared.frame_1_8, state.prev_frame_1_8,
+                                                state.prev_logits_1_8, **flow)
             if not _all_finite(logits):
                 self._state = None
                 self._pending_reason = "reset"
@@ -251,23 +342,34 @@ class VideoSegmenter:
             t_net = self._sync_time(logits)
             if adaptive:
                 mean_top = mean_confidence(logits[0], -(-height // FACTOR), -(-width // FACTOR))
-            labels, confidence = self._output(logits[0], height, width)
-            t_out = time.perf_counter()
 
         previous = self._state
         since = 0 if reason else previous.frames_since_keyframe + 1  # type: ignore[union-attr]
         keyframe_confidence = mean_top if reason or previous is None else previous.keyframe_confidence
-        self._state = _StreamState((height, width), frame_1_8, logits, since, int(stamp_ns),
+        self._state = _StreamState((height, width), prepared.frame_1_8, logits, since, stamp_ns,
                                    keyframe_confidence=keyframe_confidence, prev_confidence=mean_top,
                                    prev_histogram=histogram)
-        result = SegmentationResult(
-            change=change,
-            labels=labels, confidence=confidence, is_keyframe=bool(reason), keyframe_reason=reason,
-            frames_since_keyframe=since, frame_index=self._frame_index, stamp_ns=int(stamp_ns),
-            timings_ms={"preprocess": 1e3 * (t_pre - t_start), "network": 1e3 * (t_net - t_pre),
-                        "output": 1e3 * (t_out - t_net), "total": 1e3 * (t_out - t_start)})
+        decided = _Decided(prepared, logits, reason, since, self._frame_index, change,
+                           preprocess_ms=prepared.host_ms + 1e3 * (t_pre - t_start),
+                           network_ms=1e3 * (t_net - t_pre))
         self._frame_index += 1
-        return result
+        return decided
+
+    def _finish(self, decided: _Decided) -> SegmentationResult:
+        """The output stage: labels (and confidence) at the requested resolution, and the result."""
+        t_start = time.perf_counter()
+        height, width = decided.prepared.size
+        with torch.inference_mode():
+            labels, confidence = self._output(decided.logits[0], height, width)
+        output_ms = 1e3 * (time.perf_counter() - t_start)
+        return SegmentationResult(
+            change=decided.change,
+            labels=labels, confidence=confidence, is_keyframe=bool(decided.reason),
+            keyframe_reason=decided.reason, frames_since_keyframe=decided.frames_since_keyframe,
+            frame_index=decided.frame_index, stamp_ns=decided.prepared.stamp_ns,
+            timings_ms={"preprocess": decided.preprocess_ms, "network": decided.network_ms,
+                        "output": output_ms,
+                        "total": decided.preprocess_ms + decided.network_ms + output_ms})
 
     @staticmethod
     def _sync_time(tensor: torch.Tensor) -> float:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Optional
 
 import torch
 
@@ -41,8 +42,16 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                  prev_logits_1_8: torch.Tensor) -> torch.Tensor:
-        """Flow, warp and guided spatially-varying convolution -> logits at 1/8 for this frame."""
+                  prev_logits_1_8: torch.Tensor, flow_1_8: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Flow, warp and guided spatially-varying convolution -> logits at 1/8 for this frame.
+
+        `flow_1_8`: the flow from `host_flow(frame_1_8, prev_frame_1_8)`, computed beforehand (on another
+        thread); None computes it here."""
+
+    def host_flow(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[torch.Tensor]:
+        """The flow `propagate` would compute, when it is computed on the host CPU outside the networks
+        (DIS); None when a network computes it."""
+        return None
 
     def describe(self) -> str:
         """One line for logs: backend, keyframe network and device."""

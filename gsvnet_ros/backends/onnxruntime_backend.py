@@ -201,15 +201,19 @@ class OnnxRuntimeBackend(Backend):
         used = self._inputs[((height, width), part)]
         return session.run(None, {name: self._numpy(value) for name, value in feeds.items() if name in used})
 
+    def host_flow(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[torch.Tensor]:
+        cfg = self.model.cfg
+        if cfg.flow != "dis":
+            return None
+        return dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
+
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                  prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+                  prev_logits_1_8: torch.Tensor, flow_1_8: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The flow (DIS on the host, or the flow graph), the warp (Eq. 1) in torch, the correction graph
         (the guide's weights and phi), and Eq. 2's weighted sum in torch."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
-        cfg = self.model.cfg
-        if cfg.flow == "dis":
-            flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
-        else:
+        flow = flow_1_8 if flow_1_8 is not None else self.host_flow(frame_1_8, prev_frame_1_8)
+        if flow is None:  # the learned flow net's graph
             (flow,) = self._run("flow", height, width, {"frame_1_8": frame_1_8, "prev_frame_1_8": prev_frame_1_8})
             flow = torch.from_numpy(flow)
         warped = self.model.warp(prev_logits_1_8.to("cpu", torch.float32), flow)

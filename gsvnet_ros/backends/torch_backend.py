@@ -1,8 +1,11 @@
 """PyTorch backend: runs `models.GSVNet` directly (CPU or CUDA, optional fp16 and channels_last)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
+from ..models.dis_flow import dis_flow_1_8
 from ..models.gsvnet import GSVNet
 from .base import Backend
 
@@ -36,8 +39,18 @@ class TorchBackend(Backend):
             return self.model.keyframe_forward(self._cast(frame)).float()
 
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                  prev_logits_1_8: torch.Tensor) -> torch.Tensor:
+                  prev_logits_1_8: torch.Tensor, flow_1_8: Optional[torch.Tensor] = None) -> torch.Tensor:
         with torch.inference_mode():
-            logits = self.model.propagate_forward(self._cast(frame_1_8), self._cast(prev_frame_1_8),
-                                                  self._cast(prev_logits_1_8))
+            if flow_1_8 is not None:
+                logits = self.model.propagate_with_flow(self._cast(frame_1_8), self._cast(flow_1_8),
+                                                        self._cast(prev_logits_1_8))
+            else:
+                logits = self.model.propagate_forward(self._cast(frame_1_8), self._cast(prev_frame_1_8),
+                                                      self._cast(prev_logits_1_8))
             return logits.float()
+
+    def host_flow(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[torch.Tensor]:
+        cfg = self.model.cfg
+        if cfg.flow != "dis":
+            return None
+        return dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)

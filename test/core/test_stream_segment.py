@@ -1,0 +1,136 @@
+"""VideoSegmenter.segment(): the pipelined stream gives exactly step()'s results, in order, and stops at a
+bad frame after every result before it."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from gsvnet_ros.backends.torch_backend import TorchBackend
+from gsvnet_ros.config import ModelConfig, StreamConfig
+from gsvnet_ros.models.gsvnet import build_gsvnet
+from gsvnet_ros.stream import InputError, VideoSegmenter
+
+MS = 1_000_000
+
+
+def _moving(n: int, height: int = 64, width: int = 96, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (height + 2 * n, width + 2 * n, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[i:i + height, 2 * i:2 * i + width]) for i in range(n)]
+
+
+def _backend(flow: str) -> TorchBackend:
+    torch.manual_seed(0)
+    return TorchBackend(build_gsvnet(ModelConfig(flow=flow)), torch.device("cpu"))
+
+
+@pytest.fixture(scope="module", params=["dis", "learned"])
+def backend(request):
+    return _backend(request.param)
+
+
+def _same(a, b) -> None:
+    assert (a.frame_index, a.stamp_ns, a.is_keyframe, a.keyframe_reason, a.frames_since_keyframe) == \
+        (b.frame_index, b.stamp_ns, b.is_keyframe, b.keyframe_reason, b.frames_since_keyframe)
+    assert np.array_equal(a.labels, b.labels) and a.change == b.change
+    assert (a.confidence is None) == (b.confidence is None)
+    if a.confidence is not None:
+        assert np.array_equal(a.confidence, b.confidence)
+    assert set(a.timings_ms) == {"preprocess", "network", "output", "total"}
+
+
+@pytest.mark.parametrize("stream", [
+    StreamConfig(keyframe_interval=3),
+    StreamConfig(keyframe_interval=4, output_resolution="1/8", confidence=True),
+    StreamConfig(keyframe_policy="adaptive", keyframe_budget=3.0),
+])
+def test_segment_equals_step_frame_by_frame(backend, stream):
+    frames = _moving(10) + _moving(3, 96, 128, seed=1) + _moving(2)  # two size changes
+    items = [(frame, i * 50 * MS) for i, frame in enumerate(frames)]
+    stamps = [stamp for _, stamp in items]
+    items[12] = (items[12][0], stamps[11] + 600 * MS)  # a gap
+    stepped = VideoSegmenter(backend, stream)
+    expected = [stepped.step(frame, stamp) for frame, stamp in items]
+    assert any(not r.is_keyframe for r in expected) and sum(r.is_keyframe for r in expected) >= 3
+    got = list(VideoSegmenter(backend, stream).segment(items))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        _same(a, b)
+
+
+def test_segment_uses_the_flow_computed_ahead_on_the_host_thread(monkeypatch):
+    backend = _backend("dis")
+    threads = []
+    host_flow = backend.host_flow
+
+    def recording(frame_1_8, prev_frame_1_8):
+        threads.append(threading.current_thread().name)
+        return host_flow(frame_1_8, prev_frame_1_8)
+
+    monkeypatch.setattr(backend, "host_flow", recording)
+    results = list(VideoSegmenter(backend, StreamConfig(keyframe_interval=5)).segment(
+        (frame, i * 50 * MS) for i, frame in enumerate(_moving(6))))
+    assert [r.is_keyframe for r in results] == [True, False, False, False, False, True]
+    # one flow per frame after the first, all on the host thread; none again inside propagate
+    assert len(threads) == 5 and all(name.startswith("gsvnet-host") for name in threads)
+
+
+def test_segment_raises_at_a_bad_frame_after_the_results_before_it(backend):
+    frames = _moving(5)
+    items = [(frame, i * 50 * MS) for i, frame in enumerate(frames)]
+    items[3] = (frames[3].astype(np.float32), items[3][1])
+    segmenter = VideoSegmenter(backend, StreamConfig(keyframe_interval=2))
+    got = []
+    with pytest.raises(InputError, match="frame must be uint8 RGB, got dtype float32"):
+        for result in segmenter.segment(items):
+            got.append(result)
+    assert [r.frame_index for r in got] == [0, 1, 2]
+    # the stream stays usable: the next frame continues from frame 2's state
+    assert segmenter.step(frames[4], 4 * 50 * MS).frame_index == 3
+
+
+def test_segment_of_nothing_yields_nothing_and_a_generator_closed_early_stops_its_thread(backend):
+    segmenter = VideoSegmenter(backend, StreamConfig(keyframe_interval=2))
+    assert list(segmenter.segment([])) == []
+    before = {t.name for t in threading.enumerate()}
+    stream = segmenter.segment((frame, i * 50 * MS) for i, frame in enumerate(_moving(6)))
+    assert next(stream).frame_index == 0
+    stream.close()
+    assert not ({t.name for t in threading.enumerate() if t.name.startswith("gsvnet-host")} - before)
+
+
+def test_segment_on_the_onnxruntime_backend_equals_step(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    torch.manual_seed(0)
+    backend = OnnxRuntimeBackend(build_gsvnet(ModelConfig(flow="dis")), threads=2, cache_dir=str(tmp_path))
+    items = [(frame, i * 50 * MS) for i, frame in enumerate(_moving(7))]
+    stream = StreamConfig(keyframe_interval=4)
+    stepped = VideoSegmenter(backend, stream)
+    expected = [stepped.step(*item) for item in items]
+    for a, b in zip(VideoSegmenter(backend, stream).segment(items), expected, strict=True):
+        _same(a, b)
+
+
+def test_segment_yields_the_results_before_a_frame_whose_network_fails(backend, monkeypatch):
+    frames = _moving(4)
+    segmenter = VideoSegmenter(backend, StreamConfig(keyframe_interval=10))
+    propagate = backend.propagate
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        out = propagate(*args, **kwargs)
+        return out * float("nan") if len(calls) == 2 else out
+
+    monkeypatch.setattr(backend, "propagate", broken)
+    got = []
+    with pytest.raises(ValueError, match="NaN or infinite logits"):
+        for result in segmenter.segment((frame, i * 50 * MS) for i, frame in enumerate(frames)):
+            got.append(result)
+    assert [r.frame_index for r in got] == [0, 1]
+    assert segmenter.step(frames[3], 3 * 50 * MS).keyframe_reason == "reset"
