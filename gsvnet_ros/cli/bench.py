@@ -160,6 +160,10 @@ def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False
         small = bench.time_stream(at_1_8, frames, interval=interval, warmup=1)
         extra["output_1_8"] = {"keyframe_ms": small.keyframe_median,
                                "non_keyframe_ms": small.non_keyframe_median}
+    # frames/s measured on the whole stream, at l = 1 and 4: step() by step(), and segment() (pipelined)
+    extra["stream_fps"] = {mode: {l: bench.stream_fps(segmenter, frames, l, pipelined=mode == "segment")
+                                  for l in (1, 4)} for mode in ("step", "segment")}
+    segmenter.keyframe_interval = cfg.stream.keyframe_interval
     if segmenter.backend.name == "onnxruntime":
         size, feeds = graph_feeds(segmenter.backend, frames)  # once for both measurements
         extra["propagation_graph_ms_by_threads"] = propagation_graph_ms_by_threads(segmenter.backend, size, feeds)
@@ -202,6 +206,8 @@ def run(args: argparse.Namespace) -> dict:
     if int8:  # the per-frame net a CPU user would otherwise run: the int8 keyframe graph, every frame
         # (its fastest keyframe among this run's int8 entries: the comparison never flatters GSVNet)
         figures["int8_per_frame_fps"] = 1e3 / min(fig["keyframe_ms"] for fig in int8)
+        figures["int8_per_frame_stream_fps"] = {mode: max(fig["stream_fps"][mode][1] for fig in int8)
+                                                for mode in ("step", "segment")}
     figures["propagation_breakdown_ms"] = bench.propagation_breakdown(model, height, width, args.repeats)
     if not args.no_macs:
         figures["gmacs"] = bench.gsvnet_gmacs(model, height, width)
@@ -250,6 +256,9 @@ def print_report(figures: dict) -> None:
             print("  non-keyframe graphs alone: " + ", ".join(
                 f"{count} thread{'s' if count > 1 else ''} {ms:.2f} ms"
                 for count, ms in fig["propagation_graph_ms_by_threads"].items()))
+        measured = fig["stream_fps"]
+        print("  measured stream frames/s: " + ", ".join(
+            f"{mode}() l=1 {measured[mode][1]:.1f}, l=4 {measured[mode][4]:.1f}" for mode in ("step", "segment")))
         if "output_1_8" in fig:
             small = fig["output_1_8"]
             print(f"  labels at 1/8 (stream.output_resolution 1/8): keyframe {small['keyframe_ms']:.1f}, "
@@ -268,6 +277,15 @@ def print_report(figures: dict) -> None:
         if "int8_per_frame_fps" in figures:
             line += (f", vs the int8 per-frame net ({figures['int8_per_frame_fps']:.1f} frames/s) "
                      f"{fig['fps_by_interval'][4] / figures['int8_per_frame_fps']:.2f}x")
+        print(line)
+        measured = fig["stream_fps"]
+        line = (f"{name}: measured on the stream, l=4 vs l=1: step() {measured['step'][4] / measured['step'][1]:.2f}x, "
+                f"segment() {measured['segment'][4] / measured['segment'][1]:.2f}x")
+        if "int8_per_frame_stream_fps" in figures:
+            reference = figures["int8_per_frame_stream_fps"]
+            line += (f"; vs the int8 per-frame net run the same way ({reference['step']:.1f} / "
+                     f"{reference['segment']:.1f} frames/s) {measured['step'][4] / reference['step']:.2f}x / "
+                     f"{measured['segment'][4] / reference['segment']:.2f}x")
         print(line)
     print("propagation path in torch eager on random inputs, per stage (ms):")
     for name, value in figures["propagation_breakdown_ms"].items():

@@ -26,6 +26,7 @@ __all__ = [
     "driving_frames",
     "time_stream",
     "fps_by_interval",
+    "stream_fps",
     "median_ms",
     "propagation_breakdown",
     "count_gmacs",
@@ -103,6 +104,27 @@ def time_stream(segmenter: VideoSegmenter, frames: Sequence[np.ndarray], interva
         for name, value in result.timings_ms.items():
             stages.setdefault(name, []).append(value)
     return timing
+
+
+def stream_fps(segmenter: VideoSegmenter, frames: Sequence[np.ndarray], interval: int, pipelined: bool,
+               repeats: int = 3, period_ns: int = 50_000_000) -> float:
+    """Measured frames/s of the whole stream (every frame in memory -> labels) at keyframe interval
+    `interval`: one `step()` after another, or `segment()` (the next frame's host work and the last
+    one's output stage on a second thread); the median of `repeats` passes after one warm-up pass."""
+    segmenter.keyframe_interval = interval
+    items = [(frame, index * period_ns) for index, frame in enumerate(frames)]
+    rates = []
+    for _ in range(repeats + 1):
+        segmenter.reset()
+        start = time.perf_counter()
+        if pipelined:
+            for _ in segmenter.segment(items):
+                pass
+        else:
+            for frame, stamp in items:
+                segmenter.step(frame, stamp)
+        rates.append(len(items) / (time.perf_counter() - start))
+    return statistics.median(rates[1:])
 
 
 def fps_by_interval(keyframe_ms: float, non_keyframe_ms: float, intervals: Sequence[int] = (1, 2, 3, 4, 5)
