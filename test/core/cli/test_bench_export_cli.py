@@ -38,10 +38,17 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
         assert all(ms > 0 for ms in fig["propagation_graph_ms_by_threads"].values())
         assert 0 < fig["output_1_8"]["non_keyframe_ms"]
     assert "propagation_graph_ms_by_threads" not in figures["backends"]["torch"]
+    for fig in figures["backends"].values():  # measured on the stream, both ways, at l = 1 and 4
+        assert set(fig["stream_fps"]) == {"step", "segment"}
+        assert all(set(by_l) == {"1", "4"} and min(by_l.values()) > 0 for by_l in fig["stream_fps"].values())
+    int8_fps = figures["backends"]["onnxruntime:int8"]["stream_fps"]
+    assert figures["int8_per_frame_stream_fps"] == {mode: int8_fps[mode]["1"] for mode in ("step", "segment")}
     printed = capsys.readouterr().out
     assert "onnxruntime:int8 vs torch: keyframe" in printed and "GSVNet l=4 vs per-frame" in printed
     assert "vs the int8 per-frame net" in printed and "non-keyframe graphs alone: 1 thread" in printed
     assert "labels at 1/8 (stream.output_resolution 1/8)" in printed
+    assert "measured stream frames/s: step() l=1" in printed and "segment() l=1" in printed
+    assert "measured on the stream, l=4 vs l=1: step()" in printed and "vs the int8 per-frame net run the same way" in printed
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
 
