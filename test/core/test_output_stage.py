@@ -177,25 +177,7 @@ def test_property_both_kernels_equal_the_reference_on_tie_heavy_logits():
     check()
 
 
-def test_without_numba_auto_falls_back_to_the_torch_kernel_with_one_warning(monkeypatch):
-    import builtins
-    import sys
-
-    from gsvnet_ros import output_stage
-
-    real_import = builtins.__import__
-
-    def no_numba(name, *args, **kwargs):
-        if name == "numba" or name.startswith("numba."):
-            raise ImportError("No module named 'numba'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_numba)
-    monkeypatch.delitem(sys.modules, "numba", raising=False)
-    output_stage.compiled_kernel_available.cache_clear()
-    try:
-        logits = torch.randn(19, 5, 7, generator=torch.Generator().manual_seed(1))
-        with pytest.warns(RuntimeWarning, match="numba is not installed"):
-            assert torch.equal(LabelUpsampler()(logits), reference_labels(logits))
-    finally:
-        output_stage.compiled_kernel_available.cache_clear()
+def test_without_numba_auto_falls_back_to_the_torch_kernel_with_one_warning(without_numba):
+    logits = torch.randn(19, 5, 7, generator=torch.Generator().manual_seed(1))
+    with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        assert torch.equal(LabelUpsampler()(logits), reference_labels(logits))

@@ -1,15 +1,11 @@
 """The compiled 1/8 preprocessing: bit-identical to the float reference, in the stream and without numba."""
 from __future__ import annotations
 
-import builtins
-import sys
-
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from gsvnet_ros import output_stage
 from gsvnet_ros.models.preprocess import downsample_1_8
 from gsvnet_ros.preprocess_kernel import block_means_1_8
 from gsvnet_ros.stream import VideoSegmenter
@@ -56,24 +52,16 @@ def test_block_means_refuse_what_they_can_not_reduce(shape, dtype):
         block_means_1_8(np.zeros(shape, dtype))
 
 
-def test_the_stream_prepares_the_same_tensors_with_and_without_numba(monkeypatch):
+@pytest.fixture
+def with_numba_prepared():
     frame = np.random.default_rng(4).integers(0, 256, (100, 150, 3), dtype=np.uint8)  # padded to 128 x 160
-    full, small = VideoSegmenter.prepare(frame, torch.device("cpu"), full=True)
-    real_import = builtins.__import__
+    return frame, VideoSegmenter.prepare(frame, torch.device("cpu"), full=True)
 
-    def no_numba(name, *args, **kwargs):
-        if name == "numba" or name.startswith("numba."):
-            raise ImportError("No module named 'numba'")
-        return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_numba)
-    monkeypatch.delitem(sys.modules, "numba", raising=False)
-    output_stage.compiled_kernel_available.cache_clear()
-    try:
-        with pytest.warns(RuntimeWarning, match="numba is not installed"):
-            full_float, small_float = VideoSegmenter.prepare(frame, torch.device("cpu"), full=True)
-    finally:
-        output_stage.compiled_kernel_available.cache_clear()
+def test_the_stream_prepares_the_same_tensors_with_and_without_numba(with_numba_prepared, without_numba):
+    frame, (full, small) = with_numba_prepared
+    with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        full_float, small_float = VideoSegmenter.prepare(frame, torch.device("cpu"), full=True)
     assert small.shape == (1, 3, 16, 20) and small.is_contiguous()
     assert torch.equal(small, small_float) and torch.equal(full, full_float)
     padded = cv2.copyMakeBorder(frame, 0, 28, 0, 10, cv2.BORDER_REPLICATE)
