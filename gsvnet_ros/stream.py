@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends.base import Backend
+from .backends.base import Backend, torch_threads
 from .config import GSVNetConfig, StreamConfig
 from .keyframe_policy import (FrameChange, calibration_for, check_budget, colour_histogram, effective_distance,
                               histogram_correlation, mean_confidence, threshold_for_budget)
@@ -242,7 +242,8 @@ class VideoSegmenter:
              ) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 RGB frame taken at `stamp_ns` nanoseconds."""
         _check_frame(frame_rgb)
-        return self._finish(self._run_networks(self._prepare_frame(frame_rgb, stamp_ns), force_reason))
+        with torch_threads(self.backend.glue_threads):
+            return self._finish(self._run_networks(self._prepare_frame(frame_rgb, stamp_ns), force_reason))
 
     def segment(self, frames: Iterable[tuple[np.ndarray, int]]) -> Iterator[SegmentationResult]:
         """Segment a stream of (frame, stamp_ns) pairs: the same results as `step()` on each in turn, with
@@ -252,7 +253,9 @@ class VideoSegmenter:
         yielding every result before it). One stream at a time per segmenter; no step() meanwhile.
         """
         frames = iter(frames)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-host")
+        glue = self.backend.glue_threads
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-host",
+                                  initializer=lambda: torch.set_num_threads(glue) if glue else None)
         finishing: Optional[Future] = None  # the output stage of the frame before, on the host thread
         try:
             item = next(frames, None)
@@ -262,7 +265,8 @@ class VideoSegmenter:
                     prepared = upcoming.result()  # step()'s InputError for a bad frame
                     item = next(frames, None)
                     upcoming = None if item is None else pool.submit(self._prepare_checked, *item, prepared)
-                    decided = self._run_networks(prepared, None)
+                    with torch_threads(glue):
+                        decided = self._run_networks(prepared, None)
                 except Exception:
                     if finishing is not None:  # every result before the failing frame, then its error
                         yield finishing.result()

@@ -18,7 +18,7 @@ import torch
 from ..config import ConfigError, GSVNetConfig, RuntimeConfig
 from ..models.dis_flow import dis_flow_1_8
 from ..models.gsvnet import GSVNet
-from .base import Backend
+from .base import Backend, torch_threads
 from .onnx_export import (DEFAULT_CACHE_MAX_MB, PARTS, PRECISIONS, cached_export, default_cache_dir,
                           model_fingerprint)
 
@@ -65,6 +65,13 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    # torch only glues the graphs here (the host flow's grey levels, the warp, Eq. 2's sum, layout).
+    # On more than one thread each of those small ops is an OpenMP parallel region, after which
+    # torch's OpenMP workers keep spinning for milliseconds (libgomp's default wait policy) on the
+    # cores the graphs' own threads and DIS need. One torch thread, measured on the int8 DIS-ultrafast
+    # stream at 1024x512 (2 cores, a runs-local profile over 40 frames): correction graph 3.2-3.7 ->
+    # 2.2-2.4 ms, DIS 1.06-1.19 -> 0.76-0.81 ms, non-keyframe 5.9-6.5 -> 4.6-5.0 ms.
+    glue_threads = 1
 
     def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
                  cache_dir: Optional[str] = None, precision: str = "fp32",
@@ -81,6 +88,7 @@ class OnnxRuntimeBackend(Backend):
         self.num_classes = model.num_classes
         self.device = torch.device("cpu")
         # intra-op threads per graph: the small propagation graph may run as fast on fewer threads
+        self._export_threads = threads or torch.get_num_threads()
         self._threads = {"keyframe": threads, "propagation": propagation_threads or threads}
         self._threads["flow"] = self._threads["propagation"]
         self._cache_dir = Path(cache_dir) if cache_dir else None
@@ -145,8 +153,9 @@ class OnnxRuntimeBackend(Backend):
         """The verified cached graph of `part` for full-resolution frames of height x width (exported once)."""
         precision = self.precisions[part]
         try:
-            return cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
-                                 precision, self._cache_max_mb)
+            with torch_threads(self._export_threads):  # export and int8 calibration run the torch model
+                return cached_export(self.model, part, height, width, self._cache_dir, self._fingerprint,
+                                     precision, self._cache_max_mb)
         except OSError as exc:
             raise ConfigError(f"{self._cache_setting()}: cannot write the {part} graph for "
                               f"{width}x{height} frames: {exc}") from None
