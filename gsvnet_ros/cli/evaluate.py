@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="flow of the propagation step: the flow net O or OpenCV DIS (model.flow)")
     parser.add_argument("--dis-preset", choices=DIS_PRESETS, default=ModelConfig.dis_preset,
                         help="OpenCV DIS preset with --flow dis (model.dis_preset)")
+    parser.add_argument("--dis-finest-scale", type=int, default=ModelConfig.dis_finest_scale,
+                        help="pyramid level DIS stops at with --flow dis: 0 = the 1/8 grid, 1 = half of it, "
+                             "upsampled by DIS (model.dis_finest_scale)")
     parser.add_argument("--allow-mismatched-weights", action="store_true",
                         help="use propagation files trained with another flow or keyframe file "
                              "(runtime.allow_mismatched_weights; a warning instead of an error)")
@@ -222,10 +225,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
                     "propagation_<net>.pt (see models/MODEL_CARD.md)")
     try:
+        ModelConfig(flow=args.flow, dis_preset=args.dis_preset, dis_finest_scale=args.dis_finest_scale)
         plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
                                               threads=args.threads, onnx_precision=args.onnx_precision,
                                               allow_mismatched_weights=args.allow_mismatched_weights),
-                        warp_padding=args.warp_padding, flow=args.flow, dis_preset=args.dis_preset)
+                        warp_padding=args.warp_padding, flow=args.flow, dis_preset=args.dis_preset,
+                        dis_finest_scale=args.dis_finest_scale)
     except ConfigError as exc:
         return fail(str(exc))
     limit = args.snippets

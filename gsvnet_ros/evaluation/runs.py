@@ -61,11 +61,13 @@ class EvalPlan:
     warp_padding: str = ModelConfig.warp_padding  # of every GSVNet row: border | zeros
     flow: str = ModelConfig.flow  # of every GSVNet row: learned | dis
     dis_preset: str = ModelConfig.dis_preset  # model.flow: dis
+    dis_finest_scale: int = ModelConfig.dis_finest_scale  # model.flow: dis
 
 
 def _config(files: ModelFiles, plan: EvalPlan, scale: float, variant: Optional[str]) -> GSVNetConfig:
     changes = VARIANTS[variant][0] if variant is not None else {}
-    switches = {"warp_padding": plan.warp_padding, "flow": plan.flow, "dis_preset": plan.dis_preset, **changes}
+    switches = {"warp_padding": plan.warp_padding, "flow": plan.flow, "dis_preset": plan.dis_preset,
+                "dis_finest_scale": plan.dis_finest_scale, **changes}
     model = ModelConfig(keyframe_net=files.keyframe_net, keyframe_scale=scale, **switches)
     runtime = dataclasses.replace(
         plan.runtime, keyframe_weights=str(files.keyframe),
