@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends.base import Backend, torch_threads
+from .backends.base import Ahead, Backend, torch_threads
 from .config import GSVNetConfig, StreamConfig
 from .keyframe_policy import (FrameChange, calibration_for, check_budget, colour_histogram, effective_distance,
                               histogram_correlation, mean_confidence, threshold_for_budget)
@@ -85,8 +85,8 @@ class _Prepared:
     finish: Callable[[], torch.Tensor]  # the full-resolution frame, for keyframes
     histogram: Optional[np.ndarray]  # adaptive policy only
     host_ms: float = 0.0
-    flow_1_8: Optional[torch.Tensor] = None  # segment(): host flow back to `flow_from`
-    flow_from: Optional[torch.Tensor] = None
+    ahead: Optional[Ahead] = None  # segment(): Backend.ahead against the frame `ahead_from`
+    ahead_from: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -247,7 +247,7 @@ class VideoSegmenter:
 
     def segment(self, frames: Iterable[tuple[np.ndarray, int]]) -> Iterator[SegmentationResult]:
         """Segment a stream of (frame, stamp_ns) pairs: the same results as `step()` on each in turn, with
-        the host work of the next frame (checks, 1/8 preprocessing, host flow) and the output stage of
+        the host work of the next frame (checks, 1/8 preprocessing, `Backend.ahead`) and the output stage of
         the last one run on a second thread while this one runs the networks. For offline streams,
         where the next frame is already there; it raises at the first frame step() would refuse (after
         yielding every result before it). One stream at a time per segmenter; no step() meanwhile.
@@ -281,14 +281,16 @@ class VideoSegmenter:
 
     def _prepare_checked(self, frame_rgb: np.ndarray, stamp_ns: int, previous: Optional[_Prepared]
                          ) -> _Prepared:
-        """segment()'s host stage: `_prepare_frame` and, when the backend computes the flow on the host,
-        the flow back to the frame before (a keyframe leaves it unused)."""
+        """segment()'s host stage: `_prepare_frame` and what the backend can compute of the non-keyframe
+        step before the previous logits are known (`Backend.ahead`: the host flow back to the frame
+        before; with ONNX Runtime also phi's graph). A keyframe leaves it unused."""
         _check_frame(frame_rgb)
         prepared = self._prepare_frame(frame_rgb, stamp_ns)
         if previous is not None and previous.size == prepared.size:
             started = time.perf_counter()
-            prepared.flow_1_8 = self.backend.host_flow(prepared.frame_1_8, previous.frame_1_8)
-            prepared.flow_from = previous.frame_1_8
+            with torch.inference_mode():
+                prepared.ahead = self.backend.ahead(prepared.frame_1_8, previous.frame_1_8)
+            prepared.ahead_from = previous.frame_1_8
             prepared.host_ms += 1e3 * (time.perf_counter() - started)
         return prepared
 
@@ -332,11 +334,11 @@ class VideoSegmenter:
             else:
                 state = self._state
                 assert state is not None
-                flow = {}
-                if prepared.flow_1_8 is not None and prepared.flow_from is state.prev_frame_1_8:
-                    flow["flow_1_8"] = prepared.flow_1_8  # computed on the host thread (segment())
+                ahead = {}
+                if prepared.ahead is not None and prepared.ahead_from is state.prev_frame_1_8:
+                    ahead["ahead"] = prepared.ahead  # computed on the host thread (segment())
                 logits = self.backend.propagate(prepared.frame_1_8, state.prev_frame_1_8,
-                                                state.prev_logits_1_8, **flow)
+                                                state.prev_logits_1_8, **ahead)
             if not _all_finite(logits):
                 self._state = None
                 self._pending_reason = "reset"

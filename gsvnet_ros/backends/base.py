@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["Backend", "resolve_device", "torch_threads"]
+__all__ = ["Ahead", "Backend", "resolve_device", "torch_threads"]
 
 
 @contextlib.contextmanager
@@ -39,6 +40,15 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """Parts of a non-keyframe step computed before the previous frame's logits are known (None: not
+    computed): the flow back to the previous frame and phi's intra logits, both at 1/8."""
+
+    flow_1_8: Optional[torch.Tensor] = None
+    intra_1_8: Optional[torch.Tensor] = None
+
+
 class Backend(abc.ABC):
     """Runs GSVNet's two stateless steps; the stream owns every piece of temporal state.
 
@@ -61,15 +71,15 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                  prev_logits_1_8: torch.Tensor, flow_1_8: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  prev_logits_1_8: torch.Tensor, ahead: Optional[Ahead] = None) -> torch.Tensor:
         """Flow, warp and guided spatially-varying convolution -> logits at 1/8 for this frame.
 
-        `flow_1_8`: the flow from `host_flow(frame_1_8, prev_frame_1_8)`, computed beforehand (on another
-        thread); None computes it here."""
+        `ahead`: what `ahead(frame_1_8, prev_frame_1_8)` computed beforehand (on another thread); what
+        it lacks is computed here."""
 
-    def host_flow(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[torch.Tensor]:
-        """The flow `propagate` would compute, when it is computed on the host CPU outside the networks
-        (DIS); None when a network computes it."""
+    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
+        """The parts of a non-keyframe step that need no previous logits and that this backend can run
+        before them (the host flow; ONNX Runtime also phi and the flow graph); None when there are none."""
         return None
 
     def describe(self) -> str:

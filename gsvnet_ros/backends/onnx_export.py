@@ -36,11 +36,12 @@ __all__ = [
 ]
 
 OPSET = 17  # (grid_sample, in the graphs until GRAPH_VERSION 2, needed >= 16)
-PARTS = ("keyframe", "propagation", "flow")
+PARTS = ("keyframe", "intra", "propagation", "flow")
 PRECISIONS = ("fp32", "int8")
 # Bump whenever the exported graphs change for the same weights, so caches written by an older
 # gsvnet_ros are rebuilt rather than reused.
-GRAPH_VERSION = 2  # 2: a flow graph (learned flow) and a correction graph: warped logits -> Eq. 2's weights
+# 2: a flow graph (learned flow) and a correction graph: warped logits -> Eq. 2's weights
+GRAPH_VERSION = 3  # 3: phi in its own graph ("intra"), the correction graph takes its output
 # Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
 # so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
 DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
@@ -68,37 +69,50 @@ class _FlowGraph(nn.Module):
         return self.model.flow(normalize(frame_1_8), normalize(prev_frame_1_8))
 
 
-class _CorrectionGraph(nn.Module):
-    """(frame_1_8, warped_1_8) -> the guide's weights (and phi's intra logits): the networks of the
-    guided spatially-varying correction (Eq. 2). The host runs the flow (DIS, or the "flow" graph), the
-    warp (Eq. 1) and Eq. 2's final weighted sum in torch: in one graph, ONNX Runtime's CPU GridSample
-    took 1.1 ms of the 5.3 ms fp32 DIS graph at 1024x512 (2 threads, `gsvnet-bench --op-profile`;
-    torch's grid_sample 0.2 ms) and the sum's broadcast Mul/Add/Slice kernels 0.8 ms (torch 0.3 ms)."""
+class _IntraGraph(nn.Module):
+    """frame_1_8 float RGB [0, 1] -> phi's intra logits (model.use_intra). It needs no previous logits,
+    so `VideoSegmenter.segment()` runs it a frame ahead, beside the host flow."""
 
     def __init__(self, model: GSVNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        weights, intra = self.model.correction_weights(frame_1_8, warped_1_8)
-        return (weights,) if intra is None else (weights, intra)
+    def forward(self, frame_1_8: torch.Tensor) -> torch.Tensor:
+        return self.model.intra_logits(frame_1_8)
 
 
-GRAPH_INPUTS = {"keyframe": ["frame"], "flow": ["frame_1_8", "prev_frame_1_8"],
-                "propagation": ["frame_1_8", "warped_1_8"]}
+class _CorrectionGraph(nn.Module):
+    """(warped_1_8, intra_1_8) -> the guide's weights: the guiding net G of the spatially-varying
+    correction (Eq. 2), with the edge map of the warped logits. The host runs the flow (DIS, or the
+    "flow" graph), the warp (Eq. 1), phi (the "intra" graph) and Eq. 2's final weighted sum in torch:
+    in one graph, ONNX Runtime's CPU GridSample took 1.1 ms of the 5.3 ms fp32 DIS graph at 1024x512
+    (2 threads, `gsvnet-bench --op-profile`; torch's grid_sample 0.2 ms) and the sum's broadcast
+    Mul/Add/Slice kernels 0.8 ms (torch 0.3 ms). Without phi, intra_1_8 is unused (dropped)."""
+
+    def __init__(self, model: GSVNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor) -> torch.Tensor:
+        return self.model.guide_weights(warped_1_8, intra_1_8 if self.model.cfg.use_intra else None)
+
+
+GRAPH_INPUTS = {"keyframe": ["frame"], "flow": ["frame_1_8", "prev_frame_1_8"], "intra": ["frame_1_8"],
+                "propagation": ["warped_1_8", "intra_1_8"]}
 
 
 def graph_outputs(model: GSVNet, part: str) -> list[str]:
-    """A graph's outputs: the keyframe's logits, the flow, or the guide's weights and (with phi) the
-    intra logits, which the host sums with the shifted warped logits (`GSVNet.gsv.fuse`)."""
-    if part == "propagation":
-        return ["weights_1_8", "intra_1_8"][:1 + model.cfg.use_intra]
-    return {"keyframe": ["logits_1_8"], "flow": ["flow_1_8"]}[part]
+    """A graph's outputs: the keyframe's logits, the flow, phi's intra logits or the guide's weights,
+    which the host sums with the shifted warped logits and the intra logits (`GSVNet.gsv.fuse`)."""
+    return {"keyframe": ["logits_1_8"], "flow": ["flow_1_8"], "intra": ["intra_1_8"],
+            "propagation": ["weights_1_8"]}[part]
 
 
 def model_parts(model: GSVNet) -> tuple[str, ...]:
-    """The graphs a model runs as: the flow graph only with model.flow: learned (DIS runs on the host)."""
-    return PARTS if model.cfg.flow == "learned" else ("keyframe", "propagation")
+    """The graphs a model runs as: the intra graph only with phi (model.use_intra), the flow graph only
+    with model.flow: learned (DIS runs on the host)."""
+    return tuple(part for part in PARTS if (part != "intra" or model.cfg.use_intra)
+                 and (part != "flow" or model.cfg.flow == "learned"))
 
 
 def default_cache_dir() -> Path:
@@ -124,15 +138,19 @@ def _example_inputs(model: GSVNet, part: str, height: int, width: int) -> tuple[
     h8, w8 = height // 8, width // 8
     if part == "flow":
         return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8))
-    return (torch.rand(1, 3, h8, w8), torch.randn(1, model.num_classes, h8, w8))
+    if part == "intra":
+        return (torch.rand(1, 3, h8, w8),)
+    return (torch.randn(1, model.num_classes, h8, w8), torch.randn(1, model.num_classes, h8, w8))
 
 
 def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -> None:
     """Write the ONNX graph of one part for frames of height x width to `path` (atomically)."""
     if part not in model_parts(model):
-        raise ValueError(f"unknown part {part!r} for model.flow {model.cfg.flow}; expected one of "
+        raise ValueError(f"unknown part {part!r} for model.flow {model.cfg.flow} and use_intra "
+                         f"{model.cfg.use_intra}; expected one of "
                          f"{model_parts(model)}")
-    graph = {"keyframe": _KeyframeGraph, "flow": _FlowGraph, "propagation": _CorrectionGraph}[part](model)
+    graph = {"keyframe": _KeyframeGraph, "flow": _FlowGraph, "intra": _IntraGraph,
+             "propagation": _CorrectionGraph}[part](model)
     graph = graph.eval().to("cpu", torch.float32)
     inputs = _example_inputs(model, part, height, width)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import torch
 from ..config import ConfigError, GSVNetConfig, RuntimeConfig
 from ..models.dis_flow import dis_flow_1_8
 from ..models.gsvnet import GSVNet
-from .base import Backend, torch_threads
+from .base import Ahead, Backend, torch_threads
 from .onnx_export import (DEFAULT_CACHE_MAX_MB, PARTS, PRECISIONS, cached_export, default_cache_dir,
                           model_fingerprint)
 
@@ -90,12 +90,13 @@ class OnnxRuntimeBackend(Backend):
         # intra-op threads per graph: the small propagation graph may run as fast on fewer threads
         self._export_threads = threads or torch.get_num_threads()
         self._threads = {"keyframe": threads, "propagation": propagation_threads or threads}
-        self._threads["flow"] = self._threads["propagation"]
+        self._threads["flow"] = self._threads["intra"] = self._threads["propagation"]
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._cache_max_mb = cache_max_mb
         # precision of each graph; the propagation graph follows the keyframe graph unless chosen
         self.precisions = {"keyframe": precision, "propagation": propagation_precision or precision}
-        self.precisions["flow"] = self.precisions["propagation"]  # the flow net's graph (model.flow: learned)
+        # the flow net's graph (model.flow: learned) and phi's graph (model.use_intra)
+        self.precisions["flow"] = self.precisions["intra"] = self.precisions["propagation"]
         self._fingerprint = model_fingerprint(self.model)
         available = ort.get_available_providers()
         self.providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -162,7 +163,7 @@ class OnnxRuntimeBackend(Backend):
 
     @property
     def session_count(self) -> int:
-        """InferenceSessions held in memory now (at most 3 * max_sizes: keyframe, propagation, flow)."""
+        """InferenceSessions held in memory now (at most 4 * max_sizes: keyframe, intra, propagation, flow)."""
         return sum(len(parts) for parts in self._sessions.values())
 
     @property
@@ -210,23 +211,32 @@ class OnnxRuntimeBackend(Backend):
         used = self._inputs[((height, width), part)]
         return session.run(None, {name: self._numpy(value) for name, value in feeds.items() if name in used})
 
-    def host_flow(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[torch.Tensor]:
+    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
+        """The flow (DIS on the host, or the flow graph) and phi's intra logits (the intra graph)."""
+        height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
         cfg = self.model.cfg
-        if cfg.flow != "dis":
-            return None
-        return dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
+        if cfg.flow == "dis":
+            flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
+        else:
+            (flow_graph,) = self._run("flow", height, width, {"frame_1_8": frame_1_8,
+                                                              "prev_frame_1_8": prev_frame_1_8})
+            flow = torch.from_numpy(flow_graph)
+        intra = None
+        if cfg.use_intra:
+            (intra_graph,) = self._run("intra", height, width, {"frame_1_8": frame_1_8})
+            intra = torch.from_numpy(intra_graph)
+        return Ahead(flow_1_8=flow, intra_1_8=intra)
 
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                  prev_logits_1_8: torch.Tensor, flow_1_8: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The flow (DIS on the host, or the flow graph), the warp (Eq. 1) in torch, the correction graph
-        (the guide's weights and phi), and Eq. 2's weighted sum in torch."""
+                  prev_logits_1_8: torch.Tensor, ahead: Optional[Ahead] = None) -> torch.Tensor:
+        """`ahead` (the flow and phi's graph, unless given), the warp (Eq. 1) in torch, the correction graph
+        (the guide's weights), and Eq. 2's weighted sum in torch."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
-        flow = flow_1_8 if flow_1_8 is not None else self.host_flow(frame_1_8, prev_frame_1_8)
-        if flow is None:  # the learned flow net's graph
-            (flow,) = self._run("flow", height, width, {"frame_1_8": frame_1_8, "prev_frame_1_8": prev_frame_1_8})
-            flow = torch.from_numpy(flow)
-        warped = self.model.warp(prev_logits_1_8.to("cpu", torch.float32), flow)
-        outputs = self._run("propagation", height, width, {"frame_1_8": frame_1_8, "warped_1_8": warped})
-        weights = torch.from_numpy(outputs[0])
-        intra = torch.from_numpy(outputs[1]) if len(outputs) > 1 else None
-        return self.model.gsv.fuse(warped, weights, intra)  # Eq. 2's sum
+        if ahead is None or ahead.flow_1_8 is None or (self.model.cfg.use_intra and ahead.intra_1_8 is None):
+            ahead = self.ahead(frame_1_8, prev_frame_1_8)
+        warped = self.model.warp(prev_logits_1_8.to("cpu", torch.float32), ahead.flow_1_8)
+        feeds = {"warped_1_8": warped}
+        if ahead.intra_1_8 is not None:
+            feeds["intra_1_8"] = ahead.intra_1_8
+        (weights,) = self._run("propagation", height, width, feeds)
+        return self.model.gsv.fuse(warped, torch.from_numpy(weights), ahead.intra_1_8)  # Eq. 2's sum

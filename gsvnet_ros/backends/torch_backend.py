@@ -7,7 +7,7 @@ import torch
 
 from ..models.dis_flow import dis_flow_1_8
 from ..models.gsvnet import GSVNet
-from .base import Backend
+from .base import Ahead, Backend
 
 __all__ = ["TorchBackend"]
 
@@ -39,18 +39,19 @@ class TorchBackend(Backend):
             return self.model.keyframe_forward(self._cast(frame)).float()
 
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
-                  prev_logits_1_8: torch.Tensor, flow_1_8: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  prev_logits_1_8: torch.Tensor, ahead: Optional[Ahead] = None) -> torch.Tensor:
         with torch.inference_mode():
-            if flow_1_8 is not None:
-                logits = self.model.propagate_with_flow(self._cast(frame_1_8), self._cast(flow_1_8),
+            if ahead is not None and ahead.flow_1_8 is not None:
+                logits = self.model.propagate_with_flow(self._cast(frame_1_8), self._cast(ahead.flow_1_8),
                                                         self._cast(prev_logits_1_8))
             else:
                 logits = self.model.propagate_forward(self._cast(frame_1_8), self._cast(prev_frame_1_8),
                                                       self._cast(prev_logits_1_8))
             return logits.float()
 
-    def host_flow(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[torch.Tensor]:
+    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
+        """The DIS flow (model.flow: dis); the networks run on the device in propagate."""
         cfg = self.model.cfg
         if cfg.flow != "dis":
             return None
-        return dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
+        return Ahead(flow_1_8=dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale))

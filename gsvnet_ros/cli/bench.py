@@ -109,9 +109,13 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
         else:
             flow = model.flow(normalize(second_1_8), normalize(first_1_8))
         warped = model.warp(logits, flow)
+        intra = model.intra_logits(second_1_8)
     feeds = {"keyframe": {"frame": host(full)},
              "flow": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8)},
-             "propagation": {"frame_1_8": host(second_1_8), "warped_1_8": host(warped)}}
+             "intra": {"frame_1_8": host(second_1_8)},
+             "propagation": {"warped_1_8": host(warped)}}
+    if intra is not None:
+        feeds["propagation"]["intra_1_8"] = host(intra)
     return (height, width), {part: feeds[part] for part in model_parts(model)}
 
 

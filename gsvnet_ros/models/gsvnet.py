@@ -108,13 +108,17 @@ class GSVNet(nn.Module):
         _check_batch("correct_warped warped_1_8", warped_1_8, self.num_classes)
         return self.gsv(warped_1_8, normalize(frame_1_8))
 
-    def correction_weights(self, frame_1_8: torch.Tensor, warped_1_8: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The guide's per-pixel weights and phi's intra prediction (None without phi) for S^-: Eq. 2
-        without its final weighted sum (the ONNX backend's graph; it sums with `gsv.fuse` in torch)."""
-        _check_batch("correction_weights frame_1_8", frame_1_8, 3)
-        _check_batch("correction_weights warped_1_8", warped_1_8, self.num_classes)
-        return self.gsv.weights_and_intra(warped_1_8, normalize(frame_1_8))
+    def intra_logits(self, frame_1_8: torch.Tensor) -> torch.Tensor | None:
+        """phi's intra-frame prediction f_i for a frame (float RGB [0, 1] at 1/8); None without phi. It
+        needs no previous logits, so the ONNX backend runs it as its own graph, ahead of the warp."""
+        _check_batch("intra_logits frame_1_8", frame_1_8, 3)
+        return self.gsv.intra(normalize(frame_1_8)) if self.gsv.intra is not None else None
+
+    def guide_weights(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor | None) -> torch.Tensor:
+        """The guide's per-pixel weights for S^- and phi's prediction (`intra_logits`): Eq. 2 without its
+        final weighted sum (the ONNX backend's correction graph; it sums with `gsv.fuse` in torch)."""
+        _check_batch("guide_weights warped_1_8", warped_1_8, self.num_classes)
+        return self.gsv.guide_weights(warped_1_8, intra_1_8 if intra_1_8 is not None else warped_1_8)
 
     def warp(self, prev_logits_1_8: torch.Tensor, flow_1_8: torch.Tensor) -> torch.Tensor:
         """S^- = warp(S_t-1, flow) (Eq. 1) with the configured padding outside the frame."""

@@ -60,7 +60,7 @@ def test_the_stream_runs_onnxruntime_glue_on_one_torch_thread_and_exports_on_the
     backend = OnnxRuntimeBackend(build_gsvnet(ModelConfig(flow="dis")), threads=2, cache_dir=str(tmp_path))
     assert backend.glue_threads == 1
     seen = []
-    for name in ("keyframe", "propagate", "host_flow"):
+    for name in ("keyframe", "propagate", "ahead"):
         method = getattr(backend, name)
 
         def recording(*args, _method=method, _name=name, **kwargs):
@@ -72,9 +72,9 @@ def test_the_stream_runs_onnxruntime_glue_on_one_torch_thread_and_exports_on_the
     for frame, stamp in _frames(4):
         segmenter.step(frame, stamp)
         assert torch.get_num_threads() == 2  # the caller's count, back after each step
-    list(segmenter.segment(_frames(4)))  # the networks here, the host flow on the worker thread
+    list(segmenter.segment(_frames(4)))  # the networks here, Backend.ahead on the worker thread
     assert torch.get_num_threads() == 2
-    assert {name for name, _ in seen} == {"keyframe", "propagate", "host_flow"}
+    assert {name for name, _ in seen} == {"keyframe", "propagate", "ahead"}
     assert all(count == 1 for _, count in seen), seen
     assert export_threads and all(count == 2 for count in export_threads), export_threads
 

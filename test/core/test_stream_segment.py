@@ -61,20 +61,20 @@ def test_segment_equals_step_frame_by_frame(backend, stream):
         _same(a, b)
 
 
-def test_segment_uses_the_flow_computed_ahead_on_the_host_thread(monkeypatch):
+def test_segment_uses_what_the_backend_computes_ahead_on_the_host_thread(monkeypatch):
     backend = _backend("dis")
     threads = []
-    host_flow = backend.host_flow
+    ahead = backend.ahead
 
     def recording(frame_1_8, prev_frame_1_8):
         threads.append(threading.current_thread().name)
-        return host_flow(frame_1_8, prev_frame_1_8)
+        return ahead(frame_1_8, prev_frame_1_8)
 
-    monkeypatch.setattr(backend, "host_flow", recording)
+    monkeypatch.setattr(backend, "ahead", recording)
     results = list(VideoSegmenter(backend, StreamConfig(keyframe_interval=5)).segment(
         (frame, i * 50 * MS) for i, frame in enumerate(_moving(6))))
     assert [r.is_keyframe for r in results] == [True, False, False, False, False, True]
-    # one flow per frame after the first, all on the host thread; none again inside propagate
+    # once per frame after the first, all on the host thread; never again inside propagate
     assert len(threads) == 5 and all(name.startswith("gsvnet-host") for name in threads)
 
 

@@ -100,8 +100,13 @@ def trained_dis():
 def test_propagation_calibration_feeds_are_the_graph_inputs_after_a_keyframe(flow, trained, trained_dis):
     model = trained[0] if flow == "learned" else trained_dis
     feeds = propagation_calibration_feeds(model, 64, 96, count=2, steps=2)
-    assert len(feeds) == 4 and all(list(feed) == ["frame_1_8", "prev_frame_1_8", "warped_1_8"] for feed in feeds)
-    assert all(f["frame_1_8"].shape == (1, 3, 8, 12) and f["warped_1_8"].shape == (1, 19, 8, 12) for f in feeds)
+    names = ["frame_1_8", "prev_frame_1_8", "warped_1_8", "intra_1_8"]  # the shipped weights have phi
+    assert len(feeds) == 4 and all(list(feed) == names for feed in feeds)
+    assert all(f["frame_1_8"].shape == (1, 3, 8, 12) and f["warped_1_8"].shape == (1, 19, 8, 12)
+               and f["intra_1_8"].shape == (1, 19, 8, 12) for f in feeds)
+    with torch.inference_mode():  # phi's output on the same frame: what the intra graph gives
+        expected = model.intra_logits(torch.from_numpy(feeds[0]["frame_1_8"])).numpy()
+    assert np.array_equal(feeds[0]["intra_1_8"], expected)
     assert np.array_equal(feeds[1]["prev_frame_1_8"], feeds[0]["frame_1_8"])  # consecutive frames
     assert not np.array_equal(feeds[0]["warped_1_8"], feeds[1]["warped_1_8"])  # propagated, not the keyframe
 
@@ -111,9 +116,13 @@ def test_int8_propagation_graph_keeps_the_edge_laplacian_fp32_and_agrees_with_fp
 
     fp32 = OnnxRuntimeBackend(trained_dis, threads=2, cache_dir=str(tmp_path))
     int8 = OnnxRuntimeBackend(trained_dis, threads=2, cache_dir=str(tmp_path), precision="int8")
-    assert int8.precisions == {"keyframe": "int8", "propagation": "int8", "flow": "int8"}
+    assert int8.precisions == {"keyframe": "int8", "intra": "int8", "propagation": "int8", "flow": "int8"}
     assert "int8 graphs" in int8.describe()
+    intra = onnx.load(str(int8.graph_path("intra", HEIGHT, WIDTH))).graph
+    assert [i.name for i in intra.input] == ["frame_1_8"] and [o.name for o in intra.output] == ["intra_1_8"]
+    assert sum(n.op_type == "QuantizeLinear" for n in intra.node) >= 3  # phi's three convolutions in int8
     graph = onnx.load(str(int8.graph_path("propagation", HEIGHT, WIDTH))).graph
+    assert [i.name for i in graph.input] == ["warped_1_8", "intra_1_8"]
     weights = {init.name: tuple(init.dims) for init in graph.initializer}
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)
     float_convs = [n for n in graph.node if n.op_type == "Conv" and weights.get(n.input[1]) == (1, 1, 3, 3)]
@@ -132,8 +141,8 @@ def test_int8_propagation_graph_keeps_the_edge_laplacian_fp32_and_agrees_with_fp
 def test_each_graph_takes_its_own_precision_and_threads(trained_dis, tmp_path):
     backend = OnnxRuntimeBackend(trained_dis, threads=2, cache_dir=str(tmp_path), precision="int8",
                                  propagation_precision="fp32", propagation_threads=1)
-    assert backend.precisions == {"keyframe": "int8", "propagation": "fp32", "flow": "fp32"}
-    assert (backend.threads("keyframe"), backend.threads("propagation")) == (2, 1)
+    assert backend.precisions == {"keyframe": "int8", "intra": "fp32", "propagation": "fp32", "flow": "fp32"}
+    assert [backend.threads(part) for part in ("keyframe", "intra", "propagation")] == [2, 1, 1]
     assert "_int8_" not in backend.graph_path("propagation", 64, 96).name
     assert "int8 keyframe / fp32 propagation" in backend.describe() and "1 propagation" in backend.describe()
 

@@ -46,11 +46,11 @@ def test_least_recently_used_sizes_are_closed_and_reloaded_from_the_disk_cache(m
                                                      real_export(m, part, h, w, path)))
     for size in [(64, 64), (64, 96), (64, 64), (96, 64), (96, 96)]:
         _propagate(backend, *size)
-        assert backend.session_count <= 2 * backend.max_sizes  # flow + propagation graphs per size
+        assert backend.session_count <= 3 * backend.max_sizes  # flow + intra + propagation graphs per size
     assert backend.cached_sizes == [(96, 64), (96, 96)]  # (64, 96) went first: least recently used
-    assert len(exports) == 8  # 4 sizes x (flow, propagation)
+    assert len(exports) == 12  # 4 sizes x (flow, intra, propagation)
     _propagate(backend, 64, 96)  # evicted from memory, still on disk: a session, no export
-    assert len(exports) == 8 and backend.cached_sizes == [(96, 96), (64, 96)]
+    assert len(exports) == 12 and backend.cached_sizes == [(96, 96), (64, 96)]
 
 
 def test_the_bound_comes_from_the_config(model, tmp_path):
@@ -86,7 +86,7 @@ def test_forty_sizes_keep_memory_bounded(model, tmp_path):
         backend.keyframe(torch.rand(1, 3, height, width))
         _propagate(backend, height, width)
         stalls.append(time.perf_counter() - started)
-        assert backend.session_count <= 3 * DEFAULT_MAX_SIZES  # keyframe, propagation, flow
+        assert backend.session_count <= 4 * DEFAULT_MAX_SIZES  # keyframe, intra, propagation, flow
         if visit == DEFAULT_MAX_SIZES - 1:
             warm = _rss_mib()
         elif visit >= DEFAULT_MAX_SIZES:

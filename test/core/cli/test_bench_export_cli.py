@@ -60,8 +60,8 @@ def test_op_profile_splits_each_onnx_graph_by_op_type(tmp_path, monkeypatch, cap
     figures = json.loads(out.read_text())
     assert "graph_ms_by_op" not in figures["backends"]["torch"]
     by_op = figures["backends"]["onnxruntime"]["graph_ms_by_op"]
-    assert set(by_op) == {"keyframe", "propagation", "flow"}  # random weights: the learned flow
-    assert by_op["keyframe"]["Conv"] > 0 and by_op["flow"]["Conv"] > 0
+    assert set(by_op) == {"keyframe", "intra", "propagation", "flow"}  # random weights: the learned flow, phi
+    assert by_op["keyframe"]["Conv"] > 0 and by_op["flow"]["Conv"] > 0 and by_op["intra"]["Conv"] > 0
     assert "GridSample" not in by_op["propagation"]  # the warp runs in torch
     for part in by_op.values():
         assert list(part.values()) == sorted(part.values(), reverse=True) and all(v >= 0 for v in part.values())
@@ -119,6 +119,7 @@ def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
                         "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["keyframe", "128x96", "int8"]
-    assert lines[1].split()[:3] == ["propagation", "128x96", "int8"]
-    assert lines[2].split()[:3] == ["flow", "128x96", "int8"]  # the default config's learned flow
-    assert len(list(tmp_path.glob("*.onnx"))) == 6  # each graph in fp32 (the quantization source) and int8
+    assert lines[1].split()[:3] == ["intra", "128x96", "int8"]  # phi's graph
+    assert lines[2].split()[:3] == ["propagation", "128x96", "int8"]
+    assert lines[3].split()[:3] == ["flow", "128x96", "int8"]  # the default config's learned flow
+    assert len(list(tmp_path.glob("*.onnx"))) == 8  # each graph in fp32 (the quantization source) and int8

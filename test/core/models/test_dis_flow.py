@@ -105,10 +105,11 @@ def test_onnx_runtime_matches_torch(flow, use_intra, learnable, tmp_path):
     import onnx
 
     names = [i.name for i in onnx.load(str(graph)).graph.input]
-    # the flow (DIS, or the flow graph) and the warp run outside: the graph takes the warped logits
-    assert names == ["frame_1_8", "warped_1_8"][not use_intra:]
-    flow_graph = backend._sessions[(256, 512)].get("flow")
-    assert (flow_graph is not None) == (flow == "learned")
+    # the flow (DIS, or the flow graph), phi (the intra graph) and the warp run outside: the correction
+    # graph takes the warped logits and phi's
+    assert names == ["warped_1_8", "intra_1_8"][:1 + use_intra]
+    sessions = backend._sessions[(256, 512)]
+    assert ("flow" in sessions) == (flow == "learned") and ("intra" in sessions) == use_intra
 
 
 def test_dis_flow_does_not_depend_on_what_was_computed_before():
