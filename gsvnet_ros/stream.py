@@ -188,6 +188,11 @@ class VideoSegmenter:
         return threshold_for_budget(self._budget, self._calibration.thresholds)
 
     @property
+    def _glue_threads(self) -> Optional[int]:
+        """Torch threads for the stream's own tensor work (`Backend.glue_threads`; None: as configured)."""
+        return getattr(self.backend, "glue_threads", None)  # a duck-typed backend may lack it
+
+    @property
     def last_logits_1_8(self) -> Optional[torch.Tensor]:
         """The logits (1, C, h, w) of the last frame segmented, at 1/8; None after a reset."""
         return None if self._state is None else self._state.prev_logits_1_8
@@ -242,7 +247,7 @@ class VideoSegmenter:
              ) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 RGB frame taken at `stamp_ns` nanoseconds."""
         _check_frame(frame_rgb)
-        with torch_threads(self.backend.glue_threads):
+        with torch_threads(self._glue_threads):
             return self._finish(self._run_networks(self._prepare_frame(frame_rgb, stamp_ns), force_reason))
 
     def segment(self, frames: Iterable[tuple[np.ndarray, int]]) -> Iterator[SegmentationResult]:
@@ -253,7 +258,7 @@ class VideoSegmenter:
         yielding every result before it). One stream at a time per segmenter; no step() meanwhile.
         """
         frames = iter(frames)
-        glue = self.backend.glue_threads
+        glue = self._glue_threads
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-host",
                                   initializer=lambda: torch.set_num_threads(glue) if glue else None)
         finishing: Optional[Future] = None  # the output stage of the frame before, on the host thread
@@ -288,8 +293,9 @@ class VideoSegmenter:
         prepared = self._prepare_frame(frame_rgb, stamp_ns)
         if previous is not None and previous.size == prepared.size:
             started = time.perf_counter()
+            ahead = getattr(self.backend, "ahead", None)  # a duck-typed backend may lack it
             with torch.inference_mode():
-                prepared.ahead = self.backend.ahead(prepared.frame_1_8, previous.frame_1_8)
+                prepared.ahead = ahead(prepared.frame_1_8, previous.frame_1_8) if ahead else None
             prepared.ahead_from = previous.frame_1_8
             prepared.host_ms += 1e3 * (time.perf_counter() - started)
         return prepared

@@ -134,3 +134,27 @@ def test_segment_yields_the_results_before_a_frame_whose_network_fails(backend, 
             got.append(result)
     assert [r.frame_index for r in got] == [0, 1]
     assert segmenter.step(frames[3], 3 * 50 * MS).keyframe_reason == "reset"
+
+
+class _DuckBackend:
+    """A backend with only the older duck-typed contract: keyframe and propagate, no ahead or glue_threads."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.model_name = inner.name, inner.model_name
+        self.num_classes, self.device = inner.num_classes, inner.device
+
+    def keyframe(self, frame):
+        return self.inner.keyframe(frame)
+
+    def propagate(self, *args):
+        return self.inner.propagate(*args)
+
+
+def test_step_and_segment_accept_a_duck_typed_backend(backend):
+    items = [(frame, i * 50 * MS) for i, frame in enumerate(_moving(5))]
+    stream = StreamConfig(keyframe_interval=3)
+    stepped = VideoSegmenter(_DuckBackend(backend), stream)
+    expected = [stepped.step(*item) for item in items]
+    for a, b in zip(VideoSegmenter(_DuckBackend(backend), stream).segment(items), expected, strict=True):
+        _same(a, b)
