@@ -239,4 +239,4 @@ class OnnxRuntimeBackend(Backend):
         if ahead.intra_1_8 is not None:
             feeds["intra_1_8"] = ahead.intra_1_8
         (weights,) = self._run("propagation", height, width, feeds)
-        return self.model.gsv.fuse(warped, torch.from_numpy(weights), ahead.intra_1_8)  # Eq. 2's sum
+        return self.model.gsv.fuse_inference(warped, torch.from_numpy(weights), ahead.intra_1_8)  # Eq. 2's sum

@@ -185,6 +185,22 @@ class GuidedSpatiallyVaryingConv(nn.Module):
             out = out + weights[:, -1:] * intra
         return out
 
+    def fuse_inference(self, warped: torch.Tensor, weights: torch.Tensor, intra: torch.Tensor | None
+                       ) -> torch.Tensor:
+        """`fuse` for inference outside autograd (the ONNX Runtime backend's host sum): one in-place
+        multiply-add (addcmul_) per candidate instead of a multiply, an add and a temporary; 0.25 instead
+        of 0.42 ms at 1024x512 on one thread. The kernel may fuse each multiply-add, so it can round
+        differently from `fuse` (6e-6 on logits of magnitude ~10)."""
+        if self.shifts.learnable:
+            return self.fuse(warped, weights, intra)
+        padded = self.shifts._pad(warped)
+        out = warped * weights[:, :1]
+        for d, (dy, dx) in enumerate(self.shifts.offsets[1:], start=1):
+            out.addcmul_(weights[:, d:d + 1], self.shifts._slice(padded, dy, dx))
+        if intra is not None:
+            out.addcmul_(weights[:, -1:], intra)
+        return out
+
     def weights_and_intra(self, warped: torch.Tensor, frame_1_8: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The per-pixel weights w (B, K, h, w) and the intra prediction f_i (None without phi): what

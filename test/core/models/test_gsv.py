@@ -146,3 +146,23 @@ def test_invalid_switches_are_rejected():
         GuidedSpatiallyVaryingConv(19, fusion="both")
     with pytest.raises(ValueError, match="edge"):
         GuidedSpatiallyVaryingConv(19, edge="sobel")
+
+
+@pytest.mark.parametrize("kernel_size,use_intra,learnable", [(3, True, False), (5, False, False),
+                                                             (3, True, True)])
+def test_the_in_place_inference_sum_equals_fuse_to_rounding(kernel_size, use_intra, learnable):
+    gsv = GuidedSpatiallyVaryingConv(19, kernel_size=kernel_size, use_intra=use_intra,
+                                     learnable_kernels=learnable).eval()
+    gen = torch.Generator().manual_seed(2)
+    warped = torch.randn(1, 19, 12, 20, generator=gen) * 8
+    weights = torch.rand(1, gsv.num_weights, 12, 20, generator=gen)
+    intra = torch.randn(1, 19, 12, 20, generator=gen) * 8 if use_intra else None
+    with torch.inference_mode():
+        before = warped.clone()
+        expected, got = gsv.fuse(warped, weights, intra), gsv.fuse_inference(warped, weights, intra)
+    assert torch.equal(warped, before)  # the inputs are left alone
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    w = torch.zeros_like(weights)
+    w[:, 4] = 1.0  # all on one shift: exactly the shifted copy, zero padded
+    with torch.inference_mode():
+        assert torch.equal(gsv.fuse_inference(warped, w, intra), gsv.fuse(warped, w, intra))
