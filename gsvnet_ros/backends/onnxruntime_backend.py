@@ -8,7 +8,9 @@ the disk cache (no export).
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -116,6 +118,8 @@ class OnnxRuntimeBackend(Backend):
         # does not use: with DIS and no phi, the frame itself)
         self._inputs: dict[tuple[tuple[int, int], str], frozenset[str]] = {}
         self._check_cache_dir()
+        self._phi: Optional[ThreadPoolExecutor] = None  # phi's graph beside DIS (ahead), made on first use
+        self._phi_lock = threading.Lock()
 
     def _cache_setting(self) -> str:
         return f"runtime.onnx_cache_dir {self._cache_dir or default_cache_dir()}"
@@ -211,18 +215,34 @@ class OnnxRuntimeBackend(Backend):
         used = self._inputs[((height, width), part)]
         return session.run(None, {name: self._numpy(value) for name, value in feeds.items() if name in used})
 
+    def _phi_thread(self) -> ThreadPoolExecutor:
+        with self._phi_lock:
+            if self._phi is None:
+                self._phi = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-phi")
+            return self._phi
+
     def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
-        """The flow (DIS on the host, or the flow graph) and phi's intra logits (the intra graph)."""
+        """The flow (DIS on the host, or the flow graph) and phi's intra logits (the intra graph).
+
+        With DIS, phi's graph runs on a helper thread while this one computes DIS: an A/B in one process
+        (int8, DIS ultrafast, 1024x512, 6 alternating passes over 24 frames at l = 4) measured a
+        non-keyframe at 3.89 instead of 4.17 ms (4.40 instead of 4.88 with one propagation thread)."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
         cfg = self.model.cfg
+        intra = None
+        if cfg.use_intra and cfg.flow == "dis":  # phi's graph beside DIS: they are independent
+            self.session("intra", height, width)  # made (exported, quantized) on this thread
+            intra = self._phi_thread().submit(self._run, "intra", height, width, {"frame_1_8": frame_1_8})
         if cfg.flow == "dis":
             flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
         else:
             (flow_graph,) = self._run("flow", height, width, {"frame_1_8": frame_1_8,
                                                               "prev_frame_1_8": prev_frame_1_8})
             flow = torch.from_numpy(flow_graph)
-        intra = None
-        if cfg.use_intra:
+        if intra is not None:
+            (intra_graph,) = intra.result()
+            intra = torch.from_numpy(intra_graph)
+        elif cfg.use_intra:
             (intra_graph,) = self._run("intra", height, width, {"frame_1_8": frame_1_8})
             intra = torch.from_numpy(intra_graph)
         return Ahead(flow_1_8=flow, intra_1_8=intra)

@@ -183,3 +183,22 @@ def test_int8_keyframe_graph_is_refused_on_the_cuda_provider(monkeypatch, tmp_pa
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: _CUDA_AND_CPU)
     with pytest.raises(ValueError, match="int8 is for the CPU execution provider"):
         OnnxRuntimeBackend(_model(), use_cuda=True, precision="int8", cache_dir=str(tmp_path))
+
+
+def test_ahead_runs_phi_beside_dis_and_gives_what_propagate_computes(tmp_path, monkeypatch):
+    import threading
+
+    torch.manual_seed(0)
+    model = build_gsvnet(ModelConfig(flow="dis")).eval()
+    backend = OnnxRuntimeBackend(model, threads=2, cache_dir=str(tmp_path))
+    frame, prev, logits = torch.rand(1, 3, 8, 12), torch.rand(1, 3, 8, 12), torch.randn(1, 19, 8, 12)
+    runs = []
+    real_run = backend._run
+    monkeypatch.setattr(backend, "_run", lambda part, *args: (runs.append((part, threading.current_thread().name)),
+                                                              real_run(part, *args))[1])
+    ahead = backend.ahead(frame, prev)
+    assert [part for part, _ in runs] == ["intra"] and runs[0][1].startswith("gsvnet-phi")
+    with torch.inference_mode():
+        expected_intra = model.intra_logits(frame)
+    assert torch.allclose(ahead.intra_1_8, expected_intra, atol=1e-4)
+    assert torch.equal(backend.propagate(frame, prev, logits, ahead=ahead), backend.propagate(frame, prev, logits))
