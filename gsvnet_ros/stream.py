@@ -295,7 +295,7 @@ class VideoSegmenter:
             started = time.perf_counter()
             ahead = getattr(self.backend, "ahead", None)  # a duck-typed backend may lack it
             with torch.inference_mode():
-                prepared.ahead = ahead(prepared.frame_1_8, previous.frame_1_8) if ahead else None
+                prepared.ahead = ahead(prepared.frame_1_8, previous.frame_1_8, overlap=False) if ahead else None
             prepared.ahead_from = previous.frame_1_8
             prepared.host_ms += 1e3 * (time.perf_counter() - started)
         return prepared

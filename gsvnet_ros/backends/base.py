@@ -77,9 +77,12 @@ class Backend(abc.ABC):
         `ahead`: what `ahead(frame_1_8, prev_frame_1_8)` computed beforehand (on another thread); what
         it lacks is computed here."""
 
-    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
+    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, *, overlap: bool = True
+              ) -> Optional[Ahead]:
         """The parts of a non-keyframe step that need no previous logits and that this backend can run
-        before them (the host flow; ONNX Runtime also phi and the flow graph); None when there are none."""
+        before them (the host flow; ONNX Runtime also phi and the flow graph); None when there are none.
+        `overlap`: the backend may run independent parts on a helper thread (False when the caller is
+        itself a second thread, as in `VideoSegmenter.segment()`)."""
         return None
 
     def describe(self) -> str:

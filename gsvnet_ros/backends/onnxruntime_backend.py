@@ -221,16 +221,19 @@ class OnnxRuntimeBackend(Backend):
                 self._phi = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-phi")
             return self._phi
 
-    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
+    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, *, overlap: bool = True
+              ) -> Optional[Ahead]:
         """The flow (DIS on the host, or the flow graph) and phi's intra logits (the intra graph).
 
-        With DIS, phi's graph runs on a helper thread while this one computes DIS: an A/B in one process
-        (int8, DIS ultrafast, 1024x512, 6 alternating passes over 24 frames at l = 4) measured a
-        non-keyframe at 3.89 instead of 4.17 ms (4.40 instead of 4.88 with one propagation thread)."""
+        With DIS and `overlap`, phi's graph runs on a helper thread while this one computes DIS. In-process
+        A/Bs (int8, DIS ultrafast, 1024x512, alternating passes over 24 frames at l = 4): a `step()`
+        non-keyframe 3.89 instead of 4.17 ms and 4.49 instead of 4.65 ms (4.40 / 4.84 instead of 4.88 /
+        5.51 with one propagation thread); inside `segment()`, whose host thread already runs beside the
+        networks, it cost 1-2 % of frames/s, so segment() asks for no overlap."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
         cfg = self.model.cfg
         intra = None
-        if cfg.use_intra and cfg.flow == "dis":  # phi's graph beside DIS: they are independent
+        if overlap and cfg.use_intra and cfg.flow == "dis":  # phi's graph beside DIS: they are independent
             self.session("intra", height, width)  # made (exported, quantized) on this thread
             intra = self._phi_thread().submit(self._run, "intra", height, width, {"frame_1_8": frame_1_8})
         if cfg.flow == "dis":

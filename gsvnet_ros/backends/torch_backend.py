@@ -49,7 +49,8 @@ class TorchBackend(Backend):
                                                       self._cast(prev_logits_1_8))
             return logits.float()
 
-    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor) -> Optional[Ahead]:
+    def ahead(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor, *, overlap: bool = True
+              ) -> Optional[Ahead]:
         """The DIS flow (model.flow: dis); the networks run on the device in propagate."""
         cfg = self.model.cfg
         if cfg.flow != "dis":

@@ -66,9 +66,9 @@ def test_segment_uses_what_the_backend_computes_ahead_on_the_host_thread(monkeyp
     threads = []
     ahead = backend.ahead
 
-    def recording(frame_1_8, prev_frame_1_8):
+    def recording(frame_1_8, prev_frame_1_8, **kwargs):
         threads.append(threading.current_thread().name)
-        return ahead(frame_1_8, prev_frame_1_8)
+        return ahead(frame_1_8, prev_frame_1_8, **kwargs)
 
     monkeypatch.setattr(backend, "ahead", recording)
     results = list(VideoSegmenter(backend, StreamConfig(keyframe_interval=5)).segment(

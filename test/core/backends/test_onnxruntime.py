@@ -202,3 +202,7 @@ def test_ahead_runs_phi_beside_dis_and_gives_what_propagate_computes(tmp_path, m
         expected_intra = model.intra_logits(frame)
     assert torch.allclose(ahead.intra_1_8, expected_intra, atol=1e-4)
     assert torch.equal(backend.propagate(frame, prev, logits, ahead=ahead), backend.propagate(frame, prev, logits))
+    runs.clear()
+    inline = backend.ahead(frame, prev, overlap=False)  # segment()'s host thread: phi on the caller's thread
+    assert runs == [("intra", threading.current_thread().name)]
+    assert torch.equal(inline.intra_1_8, ahead.intra_1_8) and torch.equal(inline.flow_1_8, ahead.flow_1_8)
