@@ -255,7 +255,9 @@ class VideoSegmenter:
         the host work of the next frame (checks, 1/8 preprocessing, `Backend.ahead`) and the output stage of
         the last one run on a second thread while this one runs the networks. For offline streams,
         where the next frame is already there; it raises at the first frame step() would refuse (after
-        yielding every result before it). One stream at a time per segmenter; no step() meanwhile.
+        yielding every result before it). One stream at a time per segmenter; no step() meanwhile. A
+        frame array must stay unchanged until its result is yielded (a keyframe's full frame is read
+        then): a reader that refills one buffer must hand over copies.
         """
         frames = iter(frames)
         glue = self._glue_threads

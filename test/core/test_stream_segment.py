@@ -158,3 +158,25 @@ def test_step_and_segment_accept_a_duck_typed_backend(backend):
     expected = [stepped.step(*item) for item in items]
     for a, b in zip(VideoSegmenter(_DuckBackend(backend), stream).segment(items), expected, strict=True):
         _same(a, b)
+
+
+def test_segment_reads_each_frame_array_only_until_its_result_is_yielded(backend):
+    """The documented contract: frames kept intact until their result comes back give step()'s results,
+    and the generator asks for the next frame only one frame ahead."""
+    frames = _moving(6)
+    stream = StreamConfig(keyframe_interval=2)
+    stepped = VideoSegmenter(backend, stream)
+    expected = [stepped.step(frame, i * 50 * MS) for i, frame in enumerate(frames)]
+    pulled = []
+
+    def source():
+        for i, frame in enumerate(frames):
+            pulled.append(i)
+            yield frame.copy(), i * 50 * MS
+
+    got = []
+    for result in VideoSegmenter(backend, stream).segment(source()):
+        assert len(pulled) <= result.frame_index + 3  # bounded lookahead: memory stays bounded
+        got.append(result)
+    for a, b in zip(got, expected, strict=True):
+        _same(a, b)
