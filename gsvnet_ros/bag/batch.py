@@ -230,7 +230,7 @@ class BatchWorker:
         segmenter = VideoSegmenter(self.backend, self.stream_cfg)
         if task["reset"]:
             segmenter.reset()  # a later chunk: its first frame is a keyframe, reason "reset"
-        options = SegmentOptions(**task["settings"], report=task["report"], overwrite=True,
+        options = SegmentOptions(**task["settings"], report=task["report"], overwrite=True, pipelined=False,
                                  progress=False, start_ns=task["start_ns"], end_ns=task["end_ns"],
                                  on_frame=self._reporter(task["key"]),
                                  report_source=task["report_source"])

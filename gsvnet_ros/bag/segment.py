@@ -5,11 +5,11 @@ torch is imported only inside build_segmenter(), so `gsvnet-bag info` and `conve
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -58,6 +58,10 @@ class SegmentOptions:
     # What the report names as its input (default: the bag): the video or sequence folder that
     # `gsvnet-bag batch` converted into the temporary bag it segments.
     report_source: str | None = None
+    # Segment through the segmenter's segment() when it has one: the next frame's host work and the
+    # last one's output stage on a second thread, while this one decodes, runs the networks and writes.
+    # `gsvnet-bag batch` turns it off: Ray gives each worker its own CPUs, and the batch scales by workers.
+    pipelined: bool = True
 
     def __post_init__(self) -> None:
         if self.start_ns is not None and self.end_ns is not None and self.end_ns <= self.start_ns:
@@ -282,30 +286,50 @@ def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total
     model_name = str(getattr(segmenter, "model_name", ""))
     backend = str(getattr(segmenter, "backend_name", ""))
     scorer = _Scorer(int(getattr(segmenter, "num_classes", 19)), labels_topic) if labels_topic else None
-    log, frames, keyframes, labelled = TimingLog(), 0, 0, 0
+    log, frames_done, keyframes, labelled = TimingLog(), 0, 0, 0
     topics = [topic] + ([labels_topic] if labels_topic else [])
     progress = tqdm(total=total, unit="frame", desc=f"segment {topic}",
                     disable=None if options.progress else True)
-    started = time.perf_counter()
-    with progress:
+    decoded: deque[tuple[Any, int, np.ndarray]] = deque()  # frames handed to the segmenter, in order
+    decode_s = 0.0  # time spent reading and decoding, also while the segmenter pulls the next frame
+
+    def frames() -> Iterator[tuple[np.ndarray, int]]:
+        nonlocal labelled, decode_s
         for item in reader.messages(topics, start=options.start_ns, stop=options.end_ns):
+            read_started = time.perf_counter()
             stamp_ns = stamp_to_ns(item.msg.header.stamp)
             if item.topic == labels_topic:
                 labelled += 1
                 assert scorer is not None
                 scorer.truth(stamp_ns, _decode_labels(item.msg, item.topic, item.timestamp,
                                                       options.max_image_pixels))
+                decode_s += time.perf_counter() - read_started
                 continue
             rgb = _decode_frame(item.msg, item.msgtype, item.topic, item.timestamp,
                                 options.max_image_pixels)
-            step_started = time.perf_counter()
+            decoded.append((item, stamp_ns, rgb))
+            decode_s += time.perf_counter() - read_started
+            yield rgb, stamp_ns
+
+    pipelined = options.pipelined and callable(getattr(segmenter, "segment", None))
+    results = (segmenter.segment(frames()) if pipelined
+               else (segmenter.step(rgb, stamp_ns) for rgb, stamp_ns in frames()))
+    started = time.perf_counter()
+    with progress:
+        while True:
+            step_started, decode_before = time.perf_counter(), decode_s
             try:
-                result = segmenter.step(rgb, stamp_ns)
-            except ValueError as exc:  # stream.SegmentationError: bad frame or non-finite output
+                result = next(results)
+            except StopIteration:
+                break
+            except ValueError as exc:  # stream.SegmentationError (bad frame, non-finite output): the oldest frame waiting
+                stamp_ns = decoded[0][1] if decoded else "?"
                 raise SegmenterError(
                     f"segmentation failed on the frame at {stamp_ns} ns: {exc}") from None
-            log.add(result.timings_ms.get("total", 0.0), time.perf_counter() - step_started,
-                    result.is_keyframe)
+            # the segmenter's wall time for this frame, without the reading and decoding it pulled
+            log.add(result.timings_ms.get("total", 0.0),
+                    time.perf_counter() - step_started - (decode_s - decode_before), result.is_keyframe)
+            item, stamp_ns, rgb = decoded.popleft()
             header = item.msg.header
             writer.write(class_topic, item.timestamp,
                          _image_msg(typestore, header, result.labels, "mono8"))
@@ -316,16 +340,16 @@ def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total
             if scorer is not None:
                 scorer.prediction(stamp_ns, result.labels, int(result.frames_since_keyframe))
             if sink is not None:
-                sink.add(frames, rgb, result.labels, stamp_ns, result.is_keyframe)
-            frames += 1
+                sink.add(frames_done, rgb, result.labels, stamp_ns, result.is_keyframe)
+            frames_done += 1
             keyframes += int(result.is_keyframe)
             progress.update(1)
             if options.on_frame is not None:
-                options.on_frame(frames)
+                options.on_frame(frames_done)
     return SegmentStats(topic=topic, labels_topic=labels_topic, model_name=model_name,
                         backend=backend,
                         keyframe_interval=getattr(segmenter, "keyframe_interval", None), log=log,
-                        confusion=scorer.confusion if scorer is not None else None, frames=frames,
+                        confusion=scorer.confusion if scorer is not None else None, frames=frames_done,
                         keyframes=keyframes, labelled=labelled,
                         scored=scorer.scored if scorer is not None else 0,
                         wall_s=time.perf_counter() - started)

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "4096 x 4096)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--quiet", action="store_true", help="no progress bar")
+    seg.add_argument("--sequential", action="store_true",
+                     help="one frame after another on one thread (default: the next frame's host work and "
+                          "the last one's output stage on a second thread, VideoSegmenter.segment)")
 
     bat = sub.add_parser(
         "batch", help="segment many recordings on Ray (this machine, or a cluster)",
@@ -164,7 +167,7 @@ def _segment(args: argparse.Namespace) -> int:
         SegmentOptions, topic=args.topic, labels_topic=args.labels_topic, output_ns=args.output_ns,
         storage=args.storage, report=args.report, overlay=args.overlay,
         overlay_frames=args.overlay_frames, overwrite=args.overwrite, progress=not args.quiet,
-        max_image_pixels=args.max_image_pixels)
+        pipelined=not args.sequential, max_image_pixels=args.max_image_pixels)
     result = segment_bag(args.bag, args.out, lambda: build_segmenter(
         args.config, keyframe_interval=args.keyframe_interval, device=args.device,
         backend=args.backend), options)

@@ -202,3 +202,66 @@ def test_compressed_image_topics_are_decoded_and_segmented(tmp_path):
     (mask,) = _messages(tmp_path / "out", ["/seg/class_mask"])
     assert mask.timestamp == 42 and mask.msg.header.frame_id == "cam"
     assert result.report["image_topic"] == "/cam/image/compressed" and result.report["frames"] == 1
+
+
+def test_pipelined_and_sequential_runs_write_the_same_outputs(image_bag, tmp_path):
+    """A real VideoSegmenter goes through segment() by default and step() with pipelined=False: the same
+    masks, infos and accuracy; a segmenter with step() only always runs sequentially."""
+    import torch
+
+    from gsvnet_ros.backends.torch_backend import TorchBackend
+    from gsvnet_ros.config import ModelConfig, StreamConfig
+    from gsvnet_ros.models.gsvnet import build_gsvnet
+    from gsvnet_ros.stream import VideoSegmenter
+
+    bag, _ = image_bag
+    torch.manual_seed(0)
+    backend = TorchBackend(build_gsvnet(ModelConfig(flow="dis")), torch.device("cpu"))
+    calls = {"segment": 0}
+
+    class Counting(VideoSegmenter):
+        def segment(self, frames):
+            calls["segment"] += 1
+            return super().segment(frames)
+
+    outputs, reports = {}, {}
+    for pipelined in (True, False):
+        out = tmp_path / f"out_{pipelined}"
+        result = segment_bag(bag, out, lambda: Counting(backend, StreamConfig(keyframe_interval=3)),
+                             SegmentOptions(progress=False, pipelined=pipelined))
+        outputs[pipelined] = [(m.topic, m.timestamp, bytes(m.msg.data) if m.topic.endswith("mask") else
+                               (m.msg.frame_index, m.msg.is_keyframe, m.msg.keyframe_reason))
+                              for m in _messages(out)]
+        reports[pipelined] = result.report
+    assert calls["segment"] == 1  # only the pipelined run
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 18
+    assert reports[True]["accuracy"] == reports[False]["accuracy"] and reports[True]["frames"] == 6
+    assert reports[True]["timing"]["throughput_fps"] > 0
+
+
+def test_a_pipelined_run_names_the_frame_the_segmenter_failed_on_and_keeps_nothing(image_bag, tmp_path,
+                                                                                  monkeypatch):
+    import torch
+
+    from gsvnet_ros.backends.torch_backend import TorchBackend
+    from gsvnet_ros.bag.errors import SegmenterError
+    from gsvnet_ros.config import ModelConfig, StreamConfig
+    from gsvnet_ros.models.gsvnet import build_gsvnet
+    from gsvnet_ros.stream import VideoSegmenter
+
+    bag, _ = image_bag
+    torch.manual_seed(0)
+    backend = TorchBackend(build_gsvnet(ModelConfig(flow="dis")), torch.device("cpu"))
+    propagate, calls = backend.propagate, []
+
+    def failing_second(*args, **kwargs):  # frame 2: the second propagated frame
+        calls.append(1)
+        out = propagate(*args, **kwargs)
+        return out * float("nan") if len(calls) == 2 else out
+
+    monkeypatch.setattr(backend, "propagate", failing_second)
+    stamps = [stamp_to_ns(m.msg.header.stamp) for m in _messages(bag, ["/camera/image_raw"])]
+    with pytest.raises(SegmenterError, match=f"segmentation failed on the frame at {stamps[2]} ns: .*NaN"):
+        segment_bag(bag, tmp_path / "out", lambda: VideoSegmenter(backend, StreamConfig(keyframe_interval=10)),
+                    SegmentOptions(progress=False))
+    assert not (tmp_path / "out").exists()
