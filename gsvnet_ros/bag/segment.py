@@ -4,6 +4,7 @@ torch is imported only inside build_segmenter(), so `gsvnet-bag info` and `conve
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -315,15 +316,15 @@ def _run(reader: BagReader, writer: BagWriter, segmenter: Any, topic: str, total
     results = (segmenter.segment(frames()) if pipelined
                else (segmenter.step(rgb, stamp_ns) for rgb, stamp_ns in frames()))
     started = time.perf_counter()
-    with progress:
+    with progress, contextlib.closing(results):  # on any error, segment()'s worker thread ends here
         while True:
             step_started, decode_before = time.perf_counter(), decode_s
             try:
                 result = next(results)
             except StopIteration:
                 break
-            except ValueError as exc:  # stream.SegmentationError (bad frame, non-finite output): the oldest frame waiting
-                stamp_ns = decoded[0][1] if decoded else "?"
+            except ValueError as exc:  # stream.SegmentationError: bad frame or non-finite output
+                stamp_ns = decoded[0][1] if decoded else "?"  # the oldest frame still waiting
                 raise SegmenterError(
                     f"segmentation failed on the frame at {stamp_ns} ns: {exc}") from None
             # the segmenter's wall time for this frame, without the reading and decoding it pulled
