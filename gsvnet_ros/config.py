@@ -91,7 +91,7 @@ class RuntimeConfig:
     onnx_precision: Literal["fp32", "int8"] = "fp32"
     # the propagation graph's precision when it differs from onnx_precision (null = the same)
     onnx_propagation_precision: Optional[Literal["fp32", "int8"]] = None
-    # intra-op threads of the flow and propagation graphs (0 = `threads`; 2 beat 1 on the 2-core dev
+    # intra-op threads of the flow, intra and propagation graphs (0 = `threads`; 2 beat 1 on the 2-core dev
     # machine, README "Non-keyframe speed on a CPU")
     onnx_propagation_threads: int = 0
     # onnxruntime backend: frame sizes whose keyframe + propagation sessions stay in memory (the

@@ -28,7 +28,7 @@ __all__ = [
     "model_fingerprint",
     "export_part",
     "GRAPH_INPUTS",
-    "graph_outputs",
+    "GRAPH_OUTPUTS",
     "model_parts",
     "cached_export",
     "prune_cache",
@@ -71,7 +71,7 @@ class _FlowGraph(nn.Module):
 
 class _IntraGraph(nn.Module):
     """frame_1_8 float RGB [0, 1] -> phi's intra logits (model.use_intra). It needs no previous logits,
-    so `VideoSegmenter.segment()` runs it a frame ahead, beside the host flow."""
+    so it runs before the warp, beside DIS (`OnnxRuntimeBackend.ahead`)."""
 
     def __init__(self, model: GSVNet) -> None:
         super().__init__()
@@ -101,11 +101,9 @@ GRAPH_INPUTS = {"keyframe": ["frame"], "flow": ["frame_1_8", "prev_frame_1_8"], 
                 "propagation": ["warped_1_8", "intra_1_8"]}
 
 
-def graph_outputs(model: GSVNet, part: str) -> list[str]:
-    """A graph's outputs: the keyframe's logits, the flow, phi's intra logits or the guide's weights,
-    which the host sums with the shifted warped logits and the intra logits (`GSVNet.gsv.fuse`)."""
-    return {"keyframe": ["logits_1_8"], "flow": ["flow_1_8"], "intra": ["intra_1_8"],
-            "propagation": ["weights_1_8"]}[part]
+# the guide's weights are summed on the host with the shifted warped logits and phi's (gsv.fuse_inference)
+GRAPH_OUTPUTS = {"keyframe": ["logits_1_8"], "flow": ["flow_1_8"], "intra": ["intra_1_8"],
+                 "propagation": ["weights_1_8"]}
 
 
 def model_parts(model: GSVNet) -> tuple[str, ...]:
@@ -160,7 +158,7 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(graph, inputs, tmp_name, input_names=GRAPH_INPUTS[part],
-                              output_names=graph_outputs(model, part),
+                              output_names=GRAPH_OUTPUTS[part],
                               opset_version=OPSET, dynamo=False, do_constant_folding=True)
         os.replace(tmp_name, path)
     finally:

@@ -7,14 +7,14 @@ activations with MinMax ranges) on calibration inputs rendered by the synthetic 
 TRAIN-range seeds, so the calibration never sees val/test frames:
 
 - keyframe graph: `CALIBRATION_FRAMES` frames;
-- flow and propagation graphs: the inputs they really get in a stream, i.e. `CALIBRATION_FRAMES`
+- flow, intra and propagation graphs: the inputs they really get in a stream, i.e. `CALIBRATION_FRAMES`
   snippets, each a keyframe segmented by the fp32 torch model and `PROPAGATION_STEPS` frames propagated
   from it (so the logits ranges cover propagated as well as keyframe logits).
 
-Quantized: in the keyframe graph every Conv; in the propagation graph phi and G (Conv, Resize, Add,
-Concat, Relu, so activations stay int8 between their convolutions); in the flow graph the flow net's
-Conv. What stays fp32: the edge map (its Laplacian on argmax labels is tested for != 0, which a
-quantized kernel would break), the weights' normalisation; the warp and Eq. 2's sum run on the host.
+Quantized: in the keyframe graph every Conv; phi in the intra graph and G in the propagation graph
+(Conv, Resize, Add, Concat, Relu, so activations stay int8 between their convolutions); in the flow
+graph the flow net's Conv. What stays fp32: the edge map (its Laplacian on argmax labels is tested
+for != 0, which a quantized kernel would break), the weights' normalisation; the warp and Eq. 2's sum run on the host.
 """
 from __future__ import annotations
 

@@ -201,14 +201,8 @@ class GuidedSpatiallyVaryingConv(nn.Module):
             out.addcmul_(weights[:, -1:], intra)
         return out
 
-    def weights_and_intra(self, warped: torch.Tensor, frame_1_8: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The per-pixel weights w (B, K, h, w) and the intra prediction f_i (None without phi): what
-        Eq. 2 sums with the shifted copies of S^-."""
-        intra = self.intra(frame_1_8) if self.intra is not None else None
-        return self.guide_weights(warped, intra if intra is not None else warped), intra
-
     def forward(self, warped: torch.Tensor, frame_1_8: torch.Tensor) -> torch.Tensor:
         """warped: S^- (B, C, h, w) logits; frame_1_8: normalised I_t (B, 3, h, w). Returns S_t."""
-        weights, intra = self.weights_and_intra(warped, frame_1_8)
+        intra = self.intra(frame_1_8) if self.intra is not None else None
+        weights = self.guide_weights(warped, intra if intra is not None else warped)
         return self.fuse(warped, weights, intra)

@@ -116,7 +116,8 @@ class GSVNet(nn.Module):
 
     def guide_weights(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor | None) -> torch.Tensor:
         """The guide's per-pixel weights for S^- and phi's prediction (`intra_logits`): Eq. 2 without its
-        final weighted sum (the ONNX backend's correction graph; it sums with `gsv.fuse` in torch)."""
+        final weighted sum (the ONNX backend's correction graph; the host sums with
+        `gsv.fuse_inference`)."""
         _check_batch("guide_weights warped_1_8", warped_1_8, self.num_classes)
         return self.gsv.guide_weights(warped_1_8, intra_1_8 if intra_1_8 is not None else warped_1_8)
 
