@@ -14,7 +14,8 @@ TRAIN-range seeds, so the calibration never sees val/test frames:
 Quantized: in the keyframe graph every Conv; phi in the intra graph and G in the propagation graph
 (Conv, Resize, Add, Concat, Relu, so activations stay int8 between their convolutions); in the flow
 graph the flow net's Conv. What stays fp32: the edge map (its Laplacian on argmax labels is tested
-for != 0, which a quantized kernel would break), the weights' normalisation; the warp and Eq. 2's sum run on the host.
+for != 0, which a quantized kernel would break), the weights' normalisation; the warp and Eq. 2's sum
+run on the host.
 """
 from __future__ import annotations
 
