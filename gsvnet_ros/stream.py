@@ -82,11 +82,18 @@ class _Prepared:
     size: tuple[int, int]
     stamp_ns: int
     frame_1_8: torch.Tensor
-    finish: Callable[[], torch.Tensor]  # the full-resolution frame, for keyframes
+    finish: Callable[[], torch.Tensor]  # makes the full-resolution frame (keyframes): use full_frame()
     histogram: Optional[np.ndarray]  # adaptive policy only
     host_ms: float = 0.0
     ahead: Optional[Ahead] = None  # segment(): Backend.ahead against the frame `ahead_from`
     ahead_from: Optional[torch.Tensor] = None
+    full: Optional[torch.Tensor] = None  # full_frame(), once made
+
+    def full_frame(self) -> torch.Tensor:
+        """The full-resolution frame, made once (on an accelerator `finish` scales in place)."""
+        if self.full is None:
+            self.full = self.finish()
+        return self.full
 
 
 @dataclass
@@ -221,15 +228,39 @@ class VideoSegmenter:
             return self._pending_reason
         if force_reason:
             return force_reason
-        if size != state.size:
-            return "size_change"
-        if stamp_ns < state.last_stamp_ns:
-            return "stamp_backwards"
-        if stamp_ns - state.last_stamp_ns > self.cfg.max_gap_s * 1e9:
-            return "gap"
+        reason = self._continuity_reason(size, stamp_ns, state.size, state.last_stamp_ns)
+        if reason:
+            return reason
         if self._policy == "fixed" and state.frames_since_keyframe + 1 >= self._interval:
             return "interval"
         return ""
+
+    def _continuity_reason(self, size: tuple[int, int], stamp_ns: int, prev_size: tuple[int, int],
+                           prev_stamp_ns: int) -> str:
+        """Why a frame cannot follow the one before (size, stamp order, gap); "" when it can."""
+        if size != prev_size:
+            return "size_change"
+        if stamp_ns < prev_stamp_ns:
+            return "stamp_backwards"
+        if stamp_ns - prev_stamp_ns > self.cfg.max_gap_s * 1e9:
+            return "gap"
+        return ""
+
+    def _keyframe_due_after(self, prepared: Optional[_Prepared]) -> bool:
+        """segment()'s forecast, made before `prepared` runs: whether the frame after it is a keyframe by
+        the count alone (fixed: the interval; adaptive: max_keyframe_interval). `prepared` None: the
+        next frame follows the state directly. A forecast only saves work: a wrong one changes no result."""
+        state = self._state
+        limit = self._interval if self._policy == "fixed" else self.cfg.max_keyframe_interval
+        if state is None:
+            return prepared is None or limit <= 1  # the first frame after a reset, or the one after it
+        if prepared is None:
+            since = state.frames_since_keyframe
+        else:  # frames since the keyframe at `prepared`, unless the adaptive policy makes it one
+            keyframe = (self._keyframe_reason(prepared.size, prepared.stamp_ns, None)
+                        or state.frames_since_keyframe + 1 >= limit)
+            since = 0 if keyframe else state.frames_since_keyframe + 1
+        return since + 1 >= limit
 
     def _adaptive_reason(self, change: FrameChange) -> str:
         """The adaptive policy's decision for a frame no other rule made a keyframe."""
@@ -266,12 +297,14 @@ class VideoSegmenter:
         finishing: Optional[Future] = None  # the output stage of the frame before, on the host thread
         try:
             item = next(frames, None)
-            upcoming = None if item is None else pool.submit(self._prepare_checked, *item, None)
+            upcoming = None if item is None else pool.submit(self._prepare_checked, *item, None,
+                                                             self._keyframe_due_after(None))
             while upcoming is not None:
                 try:
                     prepared = upcoming.result()  # step()'s InputError for a bad frame
                     item = next(frames, None)
-                    upcoming = None if item is None else pool.submit(self._prepare_checked, *item, prepared)
+                    upcoming = None if item is None else pool.submit(
+                        self._prepare_checked, *item, prepared, self._keyframe_due_after(prepared))
                     with torch_threads(glue):
                         decided = self._run_networks(prepared, None)
                 except Exception:
@@ -286,14 +319,21 @@ class VideoSegmenter:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _prepare_checked(self, frame_rgb: np.ndarray, stamp_ns: int, previous: Optional[_Prepared]
-                         ) -> _Prepared:
-        """segment()'s host stage: `_prepare_frame` and what the backend can compute of the non-keyframe
-        step before the previous logits are known (`Backend.ahead`: the host flow back to the frame
-        before; with ONNX Runtime also phi's graph). A keyframe leaves it unused."""
+    def _prepare_checked(self, frame_rgb: np.ndarray, stamp_ns: int, previous: Optional[_Prepared],
+                         keyframe_due: bool) -> _Prepared:
+        """segment()'s host stage: `_prepare_frame`, then for a frame forecast to be a keyframe (by the
+        count, `keyframe_due`, or because it cannot follow `previous`) its full-resolution frame, else what
+        the backend can compute of the non-keyframe step before the previous logits are known
+        (`Backend.ahead`: the host flow back to the frame before; with ONNX Runtime also phi's graph)."""
         _check_frame(frame_rgb)
         prepared = self._prepare_frame(frame_rgb, stamp_ns)
-        if previous is not None and previous.size == prepared.size:
+        if keyframe_due or (previous is not None and self._continuity_reason(
+                prepared.size, prepared.stamp_ns, previous.size, previous.stamp_ns)):
+            started = time.perf_counter()
+            with torch.inference_mode():
+                prepared.full_frame()
+            prepared.host_ms += 1e3 * (time.perf_counter() - started)
+        elif previous is not None:
             started = time.perf_counter()
             ahead = getattr(self.backend, "ahead", None)  # a duck-typed backend may lack it
             with torch.inference_mode():
@@ -335,7 +375,7 @@ class VideoSegmenter:
                         change = FrameChange(key_top - prev_top, distance,
                                              histogram_correlation(histogram, state.prev_histogram))
                         reason = self._adaptive_reason(change)
-            frame = prepared.finish() if reason else None
+            frame = prepared.full_frame() if reason else None
             t_pre = self._sync_time(prepared.frame_1_8)
             if reason:
                 logits = self.backend.keyframe(frame)

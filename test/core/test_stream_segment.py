@@ -72,10 +72,40 @@ def test_segment_uses_what_the_backend_computes_ahead_on_the_host_thread(monkeyp
 
     monkeypatch.setattr(backend, "ahead", recording)
     results = list(VideoSegmenter(backend, StreamConfig(keyframe_interval=5)).segment(
-        (frame, i * 50 * MS) for i, frame in enumerate(_moving(6))))
-    assert [r.is_keyframe for r in results] == [True, False, False, False, False, True]
-    # once per frame after the first, all on the host thread; never again inside propagate
+        (frame, i * 50 * MS) for i, frame in enumerate(_moving(7))))
+    assert [r.is_keyframe for r in results] == [True, False, False, False, False, True, False]
+    # once per non-keyframe, all on the host thread; never again inside propagate, and never for frame 5,
+    # which the count makes a keyframe (its full frame is made on the host thread instead)
     assert len(threads) == 5 and all(name.startswith("gsvnet-host") for name in threads)
+
+
+@pytest.mark.parametrize("stream, keyframes", [
+    (StreamConfig(keyframe_interval=1), [True] * 6),  # the per-frame net: no ahead work at all
+    (StreamConfig(keyframe_interval=2), [True, False] * 3),
+    (StreamConfig(keyframe_policy="adaptive", max_keyframe_interval=2, change_threshold=1000.0,
+                  scene_change_correlation=-1.0), [True, False] * 3),
+])
+def test_segment_forecasts_keyframes_and_computes_no_ahead_work_for_them(monkeypatch, stream, keyframes):
+    backend = _backend("dis")
+    calls = []
+    ahead = backend.ahead
+    monkeypatch.setattr(backend, "ahead", lambda *args, **kwargs: calls.append(1) or ahead(*args, **kwargs))
+    results = list(VideoSegmenter(backend, stream).segment((f, i * 50 * MS) for i, f in enumerate(_moving(6))))
+    assert [r.is_keyframe for r in results] == keyframes
+    assert len(calls) == keyframes.count(False)
+
+
+def test_a_wrong_forecast_changes_no_result(monkeypatch):
+    """The forecast only decides where work is done: forced wrong both ways, results equal step()'s."""
+    backend = _backend("dis")
+    items = [(frame, i * 50 * MS) for i, frame in enumerate(_moving(9))]
+    stepped = VideoSegmenter(backend, StreamConfig(keyframe_interval=3))
+    expected = [stepped.step(*item) for item in items]
+    for forecast in (True, False):
+        segmenter = VideoSegmenter(backend, StreamConfig(keyframe_interval=3))
+        monkeypatch.setattr(segmenter, "_keyframe_due_after", lambda prepared, value=forecast: value)
+        for a, b in zip(segmenter.segment(items), expected, strict=True):
+            _same(a, b)
 
 
 def test_segment_raises_at_a_bad_frame_after_the_results_before_it(backend):
