@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ROS_STAMP := $(VENV)/.ros-installed
 ROS_REQUIREMENTS := test/requirements/ros-jazzy.txt
 
-.PHONY: test test-all demo bench setup clean
+.PHONY: test test-all test-cuda demo bench setup clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,11 @@ test: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q
 
 test-all: $(STAMP) $(ROS_STAMP)
-	$(PY) -m pytest -q -m "" 
+	$(PY) -m pytest -q -m "not cuda"
+
+# On a machine with a CUDA GPU and a CUDA build of torch (test/cuda: the GPU paths against the CPU).
+test-cuda: $(STAMP)
+	$(PY) -m pytest -q -s -m cuda test/cuda
 
 bench: $(STAMP)
 	$(VENV)/bin/gsvnet-bench
