@@ -135,29 +135,45 @@ def fps_by_interval(keyframe_ms: float, non_keyframe_ms: float, intervals: Seque
 
 def propagation_breakdown(model: GSVNet, height: int, width: int, repeats: int = 10
                           ) -> dict[str, float]:
-    """Median ms of each stage of the non-keyframe path at full size height x width (torch eager)."""
+    """Median ms of each stage of the non-keyframe path at full size height x width (torch eager), on the
+    model's device and in its dtype (a backend may have moved it: the torch backend on CUDA, fp16)."""
     h8, w8 = height // 8, width // 8
+    parameter = next(model.parameters())
     gen = torch.Generator().manual_seed(0)
-    frame = torch.rand(1, 3, height, width, generator=gen)
-    frame_1_8 = torch.rand(1, 3, h8, w8, generator=gen)
-    logits = torch.randn(1, model.num_classes, h8, w8, generator=gen)
+
+    def made(*shape: int, normal: bool = False) -> torch.Tensor:
+        values = torch.randn(*shape, generator=gen) if normal else torch.rand(*shape, generator=gen)
+        return values.to(parameter.device, parameter.dtype)
+
+    frame, frame_1_8 = made(1, 3, height, width), made(1, 3, h8, w8)
+    logits = made(1, model.num_classes, h8, w8, normal=True)
     upsampler = LabelUpsampler()
+
+    def timed(fn: Callable[[], object]) -> float:  # until the device has finished the work
+        return median_ms(lambda: (fn(), _synchronize(parameter.device)), repeats)
+
     with torch.inference_mode():
         current, previous = normalize(frame_1_8), normalize(frame_1_8.flip(-1))
         flow = model.flow(current, previous)
         padding = model.cfg.warp_padding
         warped = backward_warp(logits, flow, padding)
         stages = {
-            "downsample_1_8": median_ms(lambda: downsample_1_8(frame), repeats),
-            "flow_net": median_ms(lambda: model.flow(current, previous), repeats),
-            f"DIS {model.cfg.dis_preset} (host, model.flow: dis)": median_ms(
+            "downsample_1_8": timed(lambda: downsample_1_8(frame)),
+            "flow_net": timed(lambda: model.flow(current, previous)),
+            f"DIS {model.cfg.dis_preset} (host, model.flow: dis)": timed(
                 lambda: dis_flow_1_8(frame_1_8, frame_1_8.flip(-1), model.cfg.dis_preset,
-                                     model.cfg.dis_finest_scale), repeats),
-            f"warp ({padding})": median_ms(lambda: backward_warp(logits, flow, padding), repeats),
-            "gsv (intra, edge, guide, fusion)": median_ms(lambda: model.gsv(warped, current), repeats),
-            "output, random logits (worst case)": median_ms(lambda: upsampler(logits[0]), repeats),
+                                     model.cfg.dis_finest_scale)),
+            f"warp ({padding})": timed(lambda: backward_warp(logits, flow, padding)),
+            "gsv (intra, edge, guide, fusion)": timed(lambda: model.gsv(warped, current)),
+            "output, random logits (worst case)": timed(lambda: upsampler(logits[0])),
         }
     return stages
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device` (an accelerator runs it asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def count_gmacs(fn: Callable[[], object]) -> float:
