@@ -10,13 +10,16 @@ top-two margin is within rounding of a tie are recomputed with ``F.interpolate``
 equal the reference's exactly, ties included (the one exception, a real-number tie that float32
 rounding alone decides, is in `exact_pixel_labels`).
 
-Two implementations of that method, chosen by `LabelUpsampler(kernel=...)` ("auto" by default):
-- CPU tensors: a numba-compiled kernel (`output_kernel.py`), JIT-compiled on first use and cached on
-  disk. It does the whole block pass in one call instead of ~60 small torch ops: 0.3 ms per call on
-  trained 19×64×128 logits (two threads) where the torch ops took 2.1 ms, almost all of it per-op
-  dispatch and temporaries.
-- Any other device (CUDA): the torch ops below, which keep the logits on the device, where they are
-  few large kernels launched asynchronously. They are also the CPU fallback when numba is missing.
+Two implementations of that method, chosen by `LabelUpsampler(kernel=...)`:
+- "compiled", for CPU tensors: a numba-compiled kernel (`output_kernel.py`), JIT-compiled on first use
+  and cached on disk. It does the whole block pass in one call instead of ~60 small torch ops: 0.3 ms
+  per call on trained 19×64×128 logits (two threads) where the torch ops took 2.1 ms, almost all of it
+  per-op dispatch and temporaries.
+- "torch": the same method in torch ops, on any device; the CPU fallback when numba is missing.
+"auto" (the default) runs the compiled kernel on the CPU and, on an accelerator, the reference itself:
+there the full interpolation and argmax are two asynchronous kernels, while the block method waits for
+the device several times per frame (nonzero, the tie tolerance). On an H200 (trained 19×64×128 logits,
+`test/cuda/gpu_check.sh`): 2.06 ms for the torch block kernel with the copy of the labels to the host.
 """
 from __future__ import annotations
 
@@ -137,7 +140,7 @@ class LabelUpsampler:
     """Turns (C, h, w) logits into (8h, 8w) uint8 labels identical to :func:`reference_labels`.
 
     kernel: "compiled" (numba, CPU tensors only), "torch" (any device), or "auto" (compiled on the
-    CPU, torch elsewhere).
+    CPU, or torch there without numba; `reference_labels` itself on an accelerator).
     """
 
     def __init__(self, kernel: str = "auto") -> None:
@@ -154,6 +157,9 @@ class LabelUpsampler:
         if logits.dim() != 3:
             raise ValueError(f"logits must be (C, h, w) or (1, C, h, w), got {tuple(logits.shape)}")
         logits = logits.float()
+        if self.kernel == "auto" and logits.device.type != "cpu":  # the definition: cheapest on a GPU
+            self.last_near_ties = 0
+            return reference_labels(logits)
         compiled = self.kernel == "compiled" or (self.kernel == "auto" and logits.device.type == "cpu"
                                                  and compiled_kernel_available())
         if compiled:
