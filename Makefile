@@ -32,9 +32,12 @@ test: $(STAMP) $(ROS_STAMP)
 test-all: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q -m "not cuda"
 
-# On a machine with a CUDA GPU and a CUDA build of torch (test/cuda: the GPU paths against the CPU).
-test-cuda: $(STAMP)
-	$(PY) -m pytest -q -s -m cuda test/cuda
+# The GPU paths against the CPU (test/cuda), on a machine with a CUDA GPU. The venv holds the CPU build of
+# torch, so this runs CUDA_PYTHON, an interpreter with a CUDA build of torch and the package's
+# dependencies, on this checkout. test/cuda/gpu_check.sh adds the bench on the GPU and the demo.
+CUDA_PYTHON ?= python3
+test-cuda:
+	PYTHONPATH=$(CURDIR) $(CUDA_PYTHON) -m pytest -q -s -m cuda test/cuda -p no:cacheprovider
 
 bench: $(STAMP)
 	$(VENV)/bin/gsvnet-bench
