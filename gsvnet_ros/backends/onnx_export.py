@@ -41,7 +41,8 @@ PRECISIONS = ("fp32", "int8")
 # Bump whenever the exported graphs change for the same weights, so caches written by an older
 # gsvnet_ros are rebuilt rather than reused.
 # 2: a flow graph (learned flow) and a correction graph: warped logits -> Eq. 2's weights
-GRAPH_VERSION = 3  # 3: phi in its own graph ("intra"), the correction graph takes its output
+# 3: phi in its own graph ("intra"), the correction graph takes its output
+GRAPH_VERSION = 4  # 4: the edge map's argmax on the host: the correction graph takes the labels
 # Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
 # so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
 DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
@@ -82,9 +83,10 @@ class _IntraGraph(nn.Module):
 
 
 class _CorrectionGraph(nn.Module):
-    """(warped_1_8, intra_1_8) -> the guide's weights: the guiding net G of the spatially-varying
-    correction (Eq. 2), with the edge map of the warped logits. The host runs the flow (DIS, or the
-    "flow" graph), the warp (Eq. 1), phi (the "intra" graph) and Eq. 2's final weighted sum in torch:
+    """(warped_1_8, intra_1_8, labels_1_8) -> the guide's weights: the guiding net G of the spatially-varying
+    correction (Eq. 2), with the edge map of the warped logits from their labels (argmax, computed on the
+    host by `labels_kernel`). The host runs the flow (DIS, or the "flow" graph), the warp (Eq. 1), phi
+    (the "intra" graph), the labels and Eq. 2's final weighted sum in torch:
     in one graph, ONNX Runtime's CPU GridSample took 1.1 ms of the 5.3 ms fp32 DIS graph at 1024x512
     (2 threads, `gsvnet-bench --op-profile`; torch's grid_sample 0.2 ms) and the sum's broadcast
     Mul/Add/Slice kernels 0.8 ms (torch 0.3 ms). Without phi, intra_1_8 is unused (dropped)."""
@@ -93,12 +95,14 @@ class _CorrectionGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor) -> torch.Tensor:
-        return self.model.guide_weights(warped_1_8, intra_1_8 if self.model.cfg.use_intra else None)
+    def forward(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor, labels_1_8: torch.Tensor
+                ) -> torch.Tensor:
+        return self.model.guide_weights(warped_1_8, intra_1_8 if self.model.cfg.use_intra else None,
+                                        labels_1_8)
 
 
 GRAPH_INPUTS = {"keyframe": ["frame"], "flow": ["frame_1_8", "prev_frame_1_8"], "intra": ["frame_1_8"],
-                "propagation": ["warped_1_8", "intra_1_8"]}
+                "propagation": ["warped_1_8", "intra_1_8", "labels_1_8"]}
 
 
 # the guide's weights are summed on the host with the shifted warped logits and phi's (gsv.fuse_inference)
@@ -138,7 +142,8 @@ def _example_inputs(model: GSVNet, part: str, height: int, width: int) -> tuple[
         return (torch.rand(1, 3, h8, w8), torch.rand(1, 3, h8, w8))
     if part == "intra":
         return (torch.rand(1, 3, h8, w8),)
-    return (torch.randn(1, model.num_classes, h8, w8), torch.randn(1, model.num_classes, h8, w8))
+    warped = torch.randn(1, model.num_classes, h8, w8)
+    return (warped, torch.randn(1, model.num_classes, h8, w8), warped.argmax(1, keepdim=True).float())
 
 
 def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -> None:

@@ -113,7 +113,8 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
     feeds = {"keyframe": {"frame": host(full)},
              "flow": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8)},
              "intra": {"frame_1_8": host(second_1_8)},
-             "propagation": {"warped_1_8": host(warped)}}
+             "propagation": {"warped_1_8": host(warped),
+                             "labels_1_8": host(warped.argmax(1, keepdim=True).float())}}
     if intra is not None:
         feeds["propagation"]["intra_1_8"] = host(intra)
     return (height, width), {part: feeds[part] for part in model_parts(model)}

@@ -130,12 +130,16 @@ class GuidingNet(nn.Module):
         return self.d(a + c)
 
 
-def edge_map(warped: torch.Tensor, laplacian: torch.Tensor, mode: str = "binary") -> torch.Tensor:
+def edge_map(warped: torch.Tensor, laplacian: torch.Tensor, mode: str = "binary",
+             labels: torch.Tensor | None = None) -> torch.Tensor:
     """E (Sec. 3.4.3): Laplacian of argmax(S^-) as a float map (zero padding); binary (E != 0) or sigmoid.
 
-    No gradient flows through it. laplacian: (1, 1, 3, 3).
+    No gradient flows through it. laplacian: (1, 1, 3, 3). labels: argmax(S^-) as (B, 1, h, w) floats when
+    the caller has them (the ONNX backend computes them on the host, `labels_kernel`).
     """
-    labels = warped.detach().argmax(dim=1, keepdim=True).to(warped.dtype)
+    if labels is None:
+        labels = warped.detach().argmax(dim=1, keepdim=True)
+    labels = labels.to(warped.dtype)
     response = F.conv2d(labels, laplacian.to(warped.dtype), padding=1)
     if mode == "binary":
         return (response != 0).to(warped.dtype)
@@ -172,9 +176,11 @@ class GuidedSpatiallyVaryingConv(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_normal_(m.weight)
 
-    def guide_weights(self, warped: torch.Tensor, guide_features: torch.Tensor) -> torch.Tensor:
-        """Unit-gain per-pixel weights w = d / (sum_k d_k + eps), (B, K, h, w); not a softmax."""
-        edges = edge_map(warped, self.laplacian, self.edge_mode)
+    def guide_weights(self, warped: torch.Tensor, guide_features: torch.Tensor,
+                      labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit-gain per-pixel weights w = d / (sum_k d_k + eps), (B, K, h, w); not a softmax. labels: the
+        edge map's argmax(S^-), when already computed."""
+        edges = edge_map(warped, self.laplacian, self.edge_mode, labels)
         raw = self.guide(torch.cat((guide_features, edges), dim=1)).float()
         return (raw / (raw.sum(dim=1, keepdim=True) + _EPS)).to(warped.dtype)
 

@@ -114,12 +114,14 @@ class GSVNet(nn.Module):
         _check_batch("intra_logits frame_1_8", frame_1_8, 3)
         return self.gsv.intra(normalize(frame_1_8)) if self.gsv.intra is not None else None
 
-    def guide_weights(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor | None) -> torch.Tensor:
+    def guide_weights(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor | None,
+                      labels_1_8: torch.Tensor | None = None) -> torch.Tensor:
         """The guide's per-pixel weights for S^- and phi's prediction (`intra_logits`): Eq. 2 without its
         final weighted sum (the ONNX backend's correction graph; the host sums with
-        `gsv.fuse_inference`)."""
+        `gsv.fuse_inference`). labels_1_8: argmax(S^-) for the edge map, (B, 1, h, w), when given."""
         _check_batch("guide_weights warped_1_8", warped_1_8, self.num_classes)
-        return self.gsv.guide_weights(warped_1_8, intra_1_8 if intra_1_8 is not None else warped_1_8)
+        return self.gsv.guide_weights(warped_1_8, intra_1_8 if intra_1_8 is not None else warped_1_8,
+                                      labels_1_8)
 
     def warp(self, prev_logits_1_8: torch.Tensor, flow_1_8: torch.Tensor) -> torch.Tensor:
         """S^- = warp(S_t-1, flow) (Eq. 1) with the configured padding outside the frame."""

@@ -100,10 +100,11 @@ def trained_dis():
 def test_propagation_calibration_feeds_are_the_graph_inputs_after_a_keyframe(flow, trained, trained_dis):
     model = trained[0] if flow == "learned" else trained_dis
     feeds = propagation_calibration_feeds(model, 64, 96, count=2, steps=2)
-    names = ["frame_1_8", "prev_frame_1_8", "warped_1_8", "intra_1_8"]  # the shipped weights have phi
+    names = ["frame_1_8", "prev_frame_1_8", "warped_1_8", "labels_1_8", "intra_1_8"]  # shipped: with phi
     assert len(feeds) == 4 and all(list(feed) == names for feed in feeds)
     assert all(f["frame_1_8"].shape == (1, 3, 8, 12) and f["warped_1_8"].shape == (1, 19, 8, 12)
                and f["intra_1_8"].shape == (1, 19, 8, 12) for f in feeds)
+    assert all(np.array_equal(f["labels_1_8"][0, 0], f["warped_1_8"][0].argmax(0)) for f in feeds)
     with torch.inference_mode():  # phi's output on the same frame: what the intra graph gives
         expected = model.intra_logits(torch.from_numpy(feeds[0]["frame_1_8"])).numpy()
     assert np.array_equal(feeds[0]["intra_1_8"], expected)
@@ -122,11 +123,11 @@ def test_int8_propagation_graph_keeps_the_edge_laplacian_fp32_and_agrees_with_fp
     assert [i.name for i in intra.input] == ["frame_1_8"] and [o.name for o in intra.output] == ["intra_1_8"]
     assert sum(n.op_type == "QuantizeLinear" for n in intra.node) >= 3  # phi's three convolutions in int8
     graph = onnx.load(str(int8.graph_path("propagation", HEIGHT, WIDTH))).graph
-    assert [i.name for i in graph.input] == ["warped_1_8", "intra_1_8"]
+    assert [i.name for i in graph.input] == ["intra_1_8", "labels_1_8"]  # phi's logits and the warped labels
     weights = {init.name: tuple(init.dims) for init in graph.initializer}
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)
     float_convs = [n for n in graph.node if n.op_type == "Conv" and weights.get(n.input[1]) == (1, 1, 3, 3)]
-    assert len(float_convs) == 1  # the Laplacian on argmax labels: not quantized (its input is a Cast)
+    assert len(float_convs) == 1  # the Laplacian on the argmax labels: not quantized
     agreement = []
     for index in (3, 7):
         keyframe, frame = _val_frame(index), _val_frame(index + 1)

@@ -105,9 +105,10 @@ def test_onnx_runtime_matches_torch(flow, use_intra, learnable, tmp_path):
     import onnx
 
     names = [i.name for i in onnx.load(str(graph)).graph.input]
-    # the flow (DIS, or the flow graph), phi (the intra graph) and the warp run outside: the correction
-    # graph takes the warped logits and phi's
-    assert names == ["warped_1_8", "intra_1_8"][:1 + use_intra]
+    # the flow (DIS, or the flow graph), phi (the intra graph), the warp and the warped logits' labels run
+    # outside: the correction graph takes phi's logits (the guide's features; without phi, the warped
+    # logits) and the labels (the edge map)
+    assert names == (["intra_1_8", "labels_1_8"] if use_intra else ["warped_1_8", "labels_1_8"])
     sessions = backend._sessions[(256, 512)]
     assert ("flow" in sessions) == (flow == "learned") and ("intra" in sessions) == use_intra
 
