@@ -379,6 +379,7 @@ class VideoSegmenter:
             t_pre = self._sync_time(prepared.frame_1_8)
             if reason:
                 logits = self.backend.keyframe(frame)
+                prepared.full = None  # not kept until the output stage is done
             else:
                 state = self._state
                 assert state is not None

@@ -67,7 +67,7 @@ def warped_labels(warped_1_8: torch.Tensor) -> torch.Tensor:
     if compiled_kernel_available():
         from ..labels_kernel import channel_argmax  # imports numba
 
-        return torch.from_numpy(channel_argmax(warped_1_8.numpy()))
+        return torch.from_numpy(channel_argmax(warped_1_8.detach().numpy()))
     return warped_1_8.argmax(1, keepdim=True).float()
 
 
