@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -43,6 +44,10 @@ PRECISIONS = ("fp32", "int8")
 # 2: a flow graph (learned flow) and a correction graph: warped logits -> Eq. 2's weights
 # 3: phi in its own graph ("intra"), the correction graph takes its output
 GRAPH_VERSION = 4  # 4: the edge map's argmax on the host: the correction graph takes the labels
+# torch.onnx.export keeps its state in module globals: two exports at once (segment()'s host thread and
+# the networks' thread each meeting a graph for the first time) fail in torch's own assertion
+# ("GLOBALS.in_onnx_export must be True"). One export at a time per process.
+_EXPORT_LOCK = threading.Lock()
 # Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
 # so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
 DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
@@ -160,7 +165,7 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
     fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(graph, inputs, tmp_name, input_names=GRAPH_INPUTS[part],
                               output_names=GRAPH_OUTPUTS[part],

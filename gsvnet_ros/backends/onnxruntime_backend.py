@@ -132,6 +132,9 @@ class OnnxRuntimeBackend(Backend):
         self._check_cache_dir()
         self._phi: Optional[ThreadPoolExecutor] = None  # phi's graph beside DIS (ahead), made on first use
         self._phi_lock = threading.Lock()
+        # segment()'s host thread and the networks' thread both ask for sessions: one at a time changes
+        # the table, and a graph met by both at once is exported (and quantized) once
+        self._sessions_lock = threading.Lock()
 
     def _cache_setting(self) -> str:
         return f"runtime.onnx_cache_dir {self._cache_dir or default_cache_dir()}"
@@ -195,7 +198,11 @@ class OnnxRuntimeBackend(Backend):
         """
         if part not in PARTS:
             raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
-        key = (height, width)
+        with self._sessions_lock:
+            return self._session(part, (height, width))
+
+    def _session(self, part: str, key: tuple[int, int]):
+        height, width = key
         parts = self._sessions.get(key)
         if parts is None:
             while len(self._sessions) >= self.max_sizes:
@@ -224,7 +231,9 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, part: str, height: int, width: int, feeds: dict[str, torch.Tensor]) -> list[np.ndarray]:
         session = self.session(part, height, width)
-        used = self._inputs[((height, width), part)]
+        used = self._inputs.get(((height, width), part))  # None: evicted meanwhile by another thread
+        if used is None:
+            used = frozenset(node.name for node in session.get_inputs())
         return session.run(None, {name: self._numpy(value) for name, value in feeds.items() if name in used})
 
     def _phi_thread(self) -> ThreadPoolExecutor:

@@ -206,3 +206,56 @@ def test_ahead_runs_phi_beside_dis_and_gives_what_propagate_computes(tmp_path, m
     inline = backend.ahead(frame, prev, overlap=False)  # segment()'s host thread: phi on the caller's thread
     assert runs == [("intra", threading.current_thread().name)]
     assert torch.equal(inline.intra_1_8, ahead.intra_1_8) and torch.equal(inline.flow_1_8, ahead.flow_1_8)
+
+
+def _overlap_recorder(monkeypatch, target, name):
+    """Wrap target.name so that each call lasts at least 50 ms, and count the calls running at once."""
+    import threading
+    import time
+
+    real = getattr(target, name)
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def recording(*args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.05)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(target, name, recording)
+    return state
+
+
+def _at_once(*calls):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
+def test_two_threads_never_export_at_once(monkeypatch, tmp_path):
+    """torch.onnx.export keeps module-global state: two backends (two threads) meeting new graphs at the
+    same time export one after the other (before: torch's 'GLOBALS.in_onnx_export must be True')."""
+    state = _overlap_recorder(monkeypatch, torch.onnx, "export")
+    a = OnnxRuntimeBackend(_model(seed=1), threads=1, cache_dir=str(tmp_path / "a"))
+    b = OnnxRuntimeBackend(_model(seed=2), threads=1, cache_dir=str(tmp_path / "b"))
+    paths = _at_once(lambda: a.graph_path("keyframe", 64, 96), lambda: b.graph_path("propagation", 64, 96))
+    assert all(path.is_file() for path in paths)
+    assert state["most"] == 1
+
+
+def test_one_backend_makes_its_sessions_one_at_a_time(monkeypatch, tmp_path):
+    """segment()'s host thread and the networks' thread asking for sessions of one size at once: the
+    session table stays whole, and a graph both meet is exported once."""
+    backend = OnnxRuntimeBackend(_model(), threads=1, cache_dir=str(tmp_path))
+    state = _overlap_recorder(monkeypatch, backend, "graph_path")
+    sessions = _at_once(lambda: backend.session("keyframe", 64, 96), lambda: backend.session("intra", 64, 96),
+                        lambda: backend.session("intra", 64, 96))
+    assert state["most"] == 1 and sessions[1] is sessions[2]
+    assert set(backend._sessions[(64, 96)]) == {"keyframe", "intra"}
