@@ -105,7 +105,8 @@ def test_segment_on_cuda_gives_step_results(frames):
     """The pipelined stream on the GPU: its host thread uploads and downsamples frames on the device
     while the caller's thread runs the networks; results equal step()'s."""
     items = [(frame, index * 50 * MS) for index, frame in enumerate(frames)]
-    stepped = [result.labels for result in (lambda s: [s.step(*item) for item in items])(_segmenter("cuda"))]
+    stepper = _segmenter("cuda")
+    stepped = [stepper.step(*item).labels for item in items]
     pipelined = [result.labels for result in _segmenter("cuda").segment(items)]
     assert len(pipelined) == len(stepped)
     for a, b in zip(pipelined, stepped):
