@@ -12,7 +12,7 @@ import collections
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -254,9 +254,42 @@ class SegmentationNode(Node):
 
     # ---- worker --------------------------------------------------------------------------------
     def _worker_loop(self) -> None:
+        if self._values["warmup_size"]:
+            self.warm_up()
         while not self._stop.is_set():
             if self._slot.wait(0.5):
                 self.process_pending()
+
+    def warm_up(self) -> Optional[float]:
+        """Segment a synthetic warmup_size frame as a keyframe and as a non-keyframe on a stream of its
+        own (the cameras' streams are untouched), so that the graphs' export, int8 quantization and the
+        compiled kernels' loading happen now rather than on the first image. Returns the seconds it took
+        (None without warmup_size, or when it failed: logged, and the node goes on)."""
+        size = P.warmup_size(self._values["warmup_size"])
+        if size is None:
+            return None
+        import numpy as np
+
+        from gsvnet_ros.stream import VideoSegmenter
+
+        width, height = size
+        started = time.monotonic()
+        ys, xs = np.mgrid[0:height, 0:width + 2]
+        pattern = np.stack(((xs * 3) % 256, (ys * 5) % 256, ((xs // 16 + ys // 16) % 2) * 255), axis=-1)
+        pattern = pattern.astype(np.uint8)
+        stream = VideoSegmenter(self.backend, replace(P.stream_config(self.config, self._values),
+                                                      keyframe_policy="fixed", keyframe_interval=2))
+        try:
+            for index in range(2):  # a keyframe, then a non-keyframe two pixels further
+                frame = np.ascontiguousarray(pattern[:, 2 * index:2 * index + width])
+                stream.step(frame, index * 50_000_000)
+        except Exception as exc:  # noqa: BLE001 (a warm-up failure must not stop the node)
+            self.get_logger().error(f"warm-up at {width}x{height} failed: {type(exc).__name__}: {exc}; "
+                                    "the first image will pay what it would have prepared")
+            return None
+        seconds = time.monotonic() - started
+        self.get_logger().info(f"warm-up: a {width}x{height} keyframe and non-keyframe in {seconds:.1f} s")
+        return seconds
 
     def process_pending(self) -> bool:
         """Segment and publish the frame in the slot, if any (the worker calls this)."""

@@ -14,11 +14,12 @@ from gsvnet_ros.codec import DEFAULT_MAX_IMAGE_PIXELS
 from gsvnet_ros.config import GSVNetConfig, StreamConfig, load_config
 
 __all__ = ["ParamSpec", "PARAMETERS", "SPECS", "RUNTIME_REBUILD", "descriptor", "defaults_from",
-           "validate", "build_config", "stream_config"]
+           "validate", "build_config", "stream_config", "warmup_size"]
 
 _MASK_TO_STREAM = {"input": "full", "network": "1/8"}
 _STREAM_TO_MASK = {v: k for k, v in _MASK_TO_STREAM.items()}
 _DEVICE_RE = re.compile(r"^(|auto|cpu|cuda|cuda:\d+)$")
+_SIZE_RE = re.compile(r"^([1-9]\d{0,4})x([1-9]\d{0,4})$")  # WIDTHxHEIGHT, each 1..99999
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               int_range=(1, 64)),
     ParamSpec("stats_window", 100, "Frames in the rolling window of the latency and rate "
               "statistics.", read_only=True, int_range=(10, 100000)),
+    ParamSpec("warmup_size", "", "WIDTHxHEIGHT of a synthetic frame the worker segments twice (a "
+              "keyframe, then a non-keyframe) before the first image, so that the first image does not "
+              "pay the graphs' export, the int8 quantization and the compiled kernels' loading; empty: "
+              "no warm-up. Images arriving meanwhile wait in the one-frame slot.", read_only=True),
 )
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 # Changing one of these rebuilds the per-camera streams (the next frame of each is a keyframe).
@@ -180,7 +185,15 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f"overlay_alpha must be a number in [0, 1], got {value!r}"
     if name == "max_gap_s" and not (isinstance(value, float) and value > 0.0):
         return f"max_gap_s must be a number > 0, got {value!r}"
+    if name == "warmup_size" and value != "" and not _SIZE_RE.match(str(value)):
+        return f"warmup_size must be empty or WIDTHxHEIGHT such as '1024x512', got {value!r}"
     return None
+
+
+def warmup_size(value: str) -> Optional[tuple[int, int]]:
+    """(width, height) of a valid, non-empty warmup_size; None when empty."""
+    match = _SIZE_RE.match(value)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def build_config(config_file: str, values: Mapping[str, Any]) -> GSVNetConfig:
