@@ -51,6 +51,8 @@ def _segmentation_node(context):
     if arg("keyframe_interval"):
         overrides["keyframe_interval"] = _int_argument("keyframe_interval",
                                                        arg("keyframe_interval"))
+    if arg("warmup_size"):
+        overrides["warmup_size"] = arg("warmup_size")
     image_topic = arg("image_topic")
     return [Node(
         package="gsvnet_ros",
@@ -82,6 +84,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("keyframe_interval", default_value="",
                               description="run the image network every N frames (empty: params "
                                           "file)"),
+        DeclareLaunchArgument("warmup_size", default_value="",
+                              description="WIDTHxHEIGHT of a synthetic frame segmented before the first "
+                                          "image, e.g. the camera's 1024x512 (empty: params file)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
                               description="use /clock (true when replaying a bag)"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],

@@ -131,7 +131,7 @@ def test_launch_configurations_are_declared(launch_file):
 def test_segment_launch_arguments_and_include_from_replay():
     segment = _declared_arguments(ast.parse((REPO / "launch/segment.launch.py").read_text()))
     assert {"image_topic", "params_file", "config_file", "namespace", "device", "keyframe_interval",
-            "use_sim_time", "rviz"} <= set(segment)
+            "warmup_size", "use_sim_time", "rviz"} <= set(segment)
     replay = ast.parse((REPO / "launch/replay.launch.py").read_text())
     assert {"bag", "evaluate", "rviz", "report_path"} <= set(_declared_arguments(replay))
     (include,) = _calls(replay, "IncludeLaunchDescription")

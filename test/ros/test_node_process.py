@@ -21,7 +21,7 @@ def test_launched_process_segments_full_size_frames_and_stops_cleanly(tmp_path, 
 
     node, executor = probe
     process = start_node(tmp_path, {"image_topic": "/cam/front/image_raw", "device": "cpu",
-                                    "keyframe_interval": "3"},
+                                    "keyframe_interval": "3", "warmup_size": f"{WIDTH}x{HEIGHT}"},
                          {"backend": "torch", "keyframe_net": "swiftnet_r18"})
     try:
         masks, infos = [], []
@@ -63,6 +63,7 @@ def test_launched_process_segments_full_size_frames_and_stops_cleanly(tmp_path, 
     assert code == 0, out
     assert "Traceback" not in out, out
     assert "stopped: worker thread joined" in out, out
+    assert f"warm-up: a {WIDTH}x{HEIGHT} keyframe and non-keyframe in" in out, out  # the launch argument
     # the launch file's default config_file: the shipped model, not random weights
     assert "weights: keyframe_swiftnet_r18.pt + propagation_swiftnet_r18" in out, out
     assert "randomly initialised" not in out, out
