@@ -284,11 +284,14 @@ class SegmentationNode(Node):
                 frame = np.ascontiguousarray(pattern[:, 2 * index:2 * index + width])
                 stream.step(frame, index * 50_000_000)
         except Exception as exc:  # noqa: BLE001 (a warm-up failure must not stop the node)
-            self.get_logger().error(f"warm-up at {width}x{height} failed: {type(exc).__name__}: {exc}; "
-                                    "the first image will pay what it would have prepared")
+            if not self._stop.is_set():  # after destroy_node the node's logger may be gone
+                self.get_logger().error(f"warm-up at {width}x{height} failed: {type(exc).__name__}: "
+                                        f"{exc}; the first image will pay what it would have prepared")
             return None
         seconds = time.monotonic() - started
-        self.get_logger().info(f"warm-up: a {width}x{height} keyframe and non-keyframe in {seconds:.1f} s")
+        if not self._stop.is_set():
+            self.get_logger().info(f"warm-up: a {width}x{height} keyframe and non-keyframe in "
+                                   f"{seconds:.1f} s")
         return seconds
 
     def process_pending(self) -> bool:
