@@ -74,8 +74,9 @@ def calibration_frames(height: int, width: int, count: int = CALIBRATION_FRAMES)
 def propagation_calibration_feeds(model: "GSVNet", height: int, width: int, count: int = CALIBRATION_FRAMES,
                                   steps: int = PROPAGATION_STEPS) -> list[dict[str, np.ndarray]]:
     """The inputs of the flow, intra and correction graphs (frame_1_8, prev_frame_1_8, warped_1_8 and its
-    labels_1_8, and, with phi, intra_1_8) for `steps` frames after a keyframe in each of `count` train-range snippets,
-    computed with the fp32 torch model and the configured flow (each graph takes the inputs it has)."""
+    labels_1_8, and, with phi, intra_1_8) for `steps` frames after a keyframe in each of `count`
+    train-range snippets, computed with the fp32 torch model and the configured flow (each graph takes the
+    inputs it has)."""
     from ..models.dis_flow import dis_flow_1_8
     from ..models.preprocess import downsample_1_8, normalize
 

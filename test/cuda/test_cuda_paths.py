@@ -85,8 +85,9 @@ def test_torch_backend_on_cuda_matches_the_cpu_frame_by_frame(frames, on_cpu, ha
 
 def test_output_stage_on_cuda(on_cpu):
     """On trained logits: "auto" on the GPU is the reference itself; the torch kernel on the GPU against
-    the full bilinear x8 + argmax on the GPU and the compiled kernel on the CPU. The exactness proof holds for the CPU's interpolation loop; on
-    the GPU only pixels whose two best classes tie to rounding may differ."""
+    the full bilinear x8 + argmax on the GPU and the compiled kernel on the CPU. The exactness proof holds
+    for the CPU's interpolation loop; on the GPU only pixels whose two best classes tie to rounding may
+    differ."""
     _, cpu_logits = on_cpu
     for logits in (cpu_logits[0][0], cpu_logits[3][0]):  # a keyframe, a third propagated frame
         assert torch.equal(LabelUpsampler()(logits.cuda()), reference_labels(logits.cuda()))  # auto on a GPU
