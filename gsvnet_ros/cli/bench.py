@@ -93,6 +93,7 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
     """(height, width) and the feeds of each of the backend's graphs for the second of two stream frames
     (the first a keyframe)."""
     from ..backends.onnx_export import model_parts
+    from ..backends.onnxruntime_backend import warped_labels
 
     (full, first_1_8), (_, second_1_8) = (VideoSegmenter.prepare(frame, backend.device, full=True)
                                          for frame in frames[:2])
@@ -113,8 +114,7 @@ def graph_feeds(backend, frames) -> tuple[tuple[int, int], dict[str, dict[str, n
     feeds = {"keyframe": {"frame": host(full)},
              "flow": {"frame_1_8": host(second_1_8), "prev_frame_1_8": host(first_1_8)},
              "intra": {"frame_1_8": host(second_1_8)},
-             "propagation": {"warped_1_8": host(warped),
-                             "labels_1_8": host(warped.argmax(1, keepdim=True).float())}}
+             "propagation": {"warped_1_8": host(warped), "labels_1_8": host(warped_labels(warped))}}
     if intra is not None:
         feeds["propagation"]["intra_1_8"] = host(intra)
     return (height, width), {part: feeds[part] for part in model_parts(model)}

@@ -225,6 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(f"no weight files in {args.models_dir}: expected keyframe_<net>.pt and "
                     "propagation_<net>.pt (see models/MODEL_CARD.md)")
     try:
+        # the DIS flags, checked up front (one line, before any snippet is loaded)
         ModelConfig(flow=args.flow, dis_preset=args.dis_preset, dis_finest_scale=args.dis_finest_scale)
         plan = EvalPlan(runtime=RuntimeConfig(device=args.device, backend=args.backend,
                                               threads=args.threads, onnx_precision=args.onnx_precision,
