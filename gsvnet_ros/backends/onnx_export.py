@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -43,7 +44,8 @@ PRECISIONS = ("fp32", "int8")
 # gsvnet_ros are rebuilt rather than reused.
 # 2: a flow graph (learned flow) and a correction graph: warped logits -> Eq. 2's weights
 # 3: phi in its own graph ("intra"), the correction graph takes its output
-GRAPH_VERSION = 4  # 4: the edge map's argmax on the host: the correction graph takes the labels
+# 4: the edge map's argmax on the host: the correction graph takes the labels
+GRAPH_VERSION = 5  # 5: phi's and G's last layers padded to 16-channel multiples (`_zero_padded`)
 # torch.onnx.export keeps its state in module globals: two exports at once (segment()'s host thread and
 # the networks' thread each meeting a graph for the first time) fail in torch's own assertion
 # ("GLOBALS.in_onnx_export must be True"). One export at a time per process.
@@ -51,6 +53,72 @@ _EXPORT_LOCK = threading.Lock()
 # Exported graphs kept on disk (least recently used evicted first): ~50 MB per fp32 keyframe graph,
 # so several weight sets x sizes fit, and retraining does not fill the disk with stale graphs.
 DEFAULT_CACHE_MAX_MB = RuntimeConfig.onnx_cache_max_mb
+
+
+# ONNX Runtime's CPU convolutions (int8 QLinearConv above all) run a layer whose output channels are not a
+# multiple of 16 far below their rate: in the int8 correction graph G's last conv (32 -> 11) took 0.28 ms
+# for 26 MMAC, and phi's (32 -> 19) 0.33 ms for 45 MMAC, against 0.21 ms for phi's 32 -> 32 (151 MMAC).
+# The exported graphs therefore pad those layers with zero output channels, sliced off after the layer.
+# The real channels compute exactly what they did: per-output-channel weights and bias, and a zero channel
+# widens no activation range (int8 ranges always hold 0).
+_CHANNEL_BLOCK = 16
+PAD_CHANNELS = True  # False exports the layers as they are (tests compare the two)
+
+
+class _SliceChannels(nn.Module):
+    """`layers`, then the first `channels` channels of their output."""
+
+    def __init__(self, layers: nn.Module, channels: int) -> None:
+        super().__init__()
+        self.layers, self.channels = layers, channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)[:, :self.channels]
+
+
+def _zero_padded(layers: nn.Sequential) -> nn.Module:
+    """Conv2d (+ BatchNorm2d) (+ ReLU) with its output channels padded with zeros up to a multiple of
+    `_CHANNEL_BLOCK`, then sliced back: the same output. The padded channels are exactly 0 before the
+    slice (zero weights and bias; a padded BatchNorm maps 0 to 0)."""
+    conv = layers[0]
+    channels = conv.out_channels
+    extra = -channels % _CHANNEL_BLOCK
+    if extra == 0:
+        return layers
+    padded = copy.deepcopy(layers)
+    wide = nn.Conv2d(conv.in_channels, channels + extra, conv.kernel_size, conv.stride, conv.padding,
+                     conv.dilation, conv.groups, conv.bias is not None)
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:channels] = conv.weight
+        if conv.bias is not None:
+            wide.bias.zero_()
+            wide.bias[:channels] = conv.bias
+    padded[0] = wide
+    for index, layer in enumerate(padded):
+        if isinstance(layer, nn.BatchNorm2d):  # mean 0, var 1, scale 1, shift 0: 0 -> 0
+            norm = nn.BatchNorm2d(channels + extra, eps=layer.eps).eval()
+            with torch.no_grad():
+                norm.weight.fill_(1.0)
+                norm.bias.zero_()
+                norm.running_mean.zero_()
+                norm.running_var.fill_(1.0)
+                norm.weight[:channels] = layer.weight
+                norm.bias[:channels] = layer.bias
+                norm.running_mean[:channels] = layer.running_mean
+                norm.running_var[:channels] = layer.running_var
+            padded[index] = norm
+    return _SliceChannels(padded, channels)
+
+
+def _export_copy(model: GSVNet) -> GSVNet:
+    """A copy of `model` whose phi and G end in channel-padded layers (`_zero_padded`), for export."""
+    model = copy.deepcopy(model)
+    gsv = model.gsv
+    if gsv.intra is not None:
+        gsv.intra.layers[-1] = _zero_padded(nn.Sequential(gsv.intra.layers[-1]))
+    gsv.guide.d = _zero_padded(gsv.guide.d)
+    return model
 
 
 class _KeyframeGraph(nn.Module):
@@ -157,6 +225,8 @@ def export_part(model: GSVNet, part: str, height: int, width: int, path: Path) -
         raise ValueError(f"unknown part {part!r} for model.flow {model.cfg.flow} and use_intra "
                          f"{model.cfg.use_intra}; expected one of "
                          f"{model_parts(model)}")
+    if part in ("intra", "propagation") and PAD_CHANNELS:
+        model = _export_copy(model)
     graph = {"keyframe": _KeyframeGraph, "flow": _FlowGraph, "intra": _IntraGraph,
              "propagation": _CorrectionGraph}[part](model)
     graph = graph.eval().to("cpu", torch.float32)

@@ -155,3 +155,55 @@ def test_stream_runs_on_the_int8_backend(trained):
     first, second = segmenter.step(frame, 0), segmenter.step(frame, 50_000_000)
     assert first.is_keyframe and not second.is_keyframe
     assert first.labels.shape == (HEIGHT, WIDTH) and (first.labels == second.labels).mean() > 0.9
+
+
+def test_zero_padded_layers_give_the_same_output_with_16_channel_multiples():
+    from gsvnet_ros.backends.onnx_export import _zero_padded
+
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(torch.nn.Conv2d(32, 11, 3, padding=1), torch.nn.BatchNorm2d(11), torch.nn.ReLU())
+    block[1].running_mean.uniform_(-1, 1)
+    block[1].running_var.uniform_(0.5, 2)
+    block[1].bias.data.uniform_(-1, 1)
+    block.eval()
+    single = torch.nn.Sequential(torch.nn.Conv2d(32, 19, 3, padding=1)).eval()
+    x = torch.randn(1, 32, 8, 12)
+    for layers, channels in ((block, 11), (single, 19)):
+        padded = _zero_padded(layers)
+        assert padded.layers[0].out_channels == 16 * -(-channels // 16)
+        with torch.no_grad():
+            wide = padded.layers(x)
+            # torch's conv kernels may block 16 output channels otherwise than 11: a few ulps
+            torch.testing.assert_close(padded(x), layers(x), rtol=1e-6, atol=1e-6)
+        assert wide.shape[1] % 16 == 0 and not wide[:, channels:].any()  # the padding is exactly zero
+    sixteen = torch.nn.Sequential(torch.nn.Conv2d(32, 16, 3, padding=1))
+    assert _zero_padded(sixteen) is sixteen  # nothing to pad
+
+
+@pytest.mark.parametrize("part", ["intra", "propagation"])
+def test_channel_padding_leaves_the_int8_graphs_outputs_bit_identical(part, trained_dis, tmp_path, monkeypatch):
+    import onnx
+    import onnxruntime as ort
+
+    from gsvnet_ros.backends import onnx_export
+    from gsvnet_ros.backends.onnx_quantize import quantize_graph
+
+    height, width = 64, 128
+    feeds = propagation_calibration_feeds(trained_dis, height, width, count=1, steps=2)
+    outputs = {}
+    for pad in (False, True):
+        monkeypatch.setattr(onnx_export, "PAD_CHANNELS", pad)
+        fp32, int8 = tmp_path / f"{part}_{pad}.onnx", tmp_path / f"{part}_{pad}_int8.onnx"
+        onnx_export.export_part(trained_dis, part, height, width, fp32)
+        quantize_graph(trained_dis, part, fp32, int8, height, width)
+        conv_outputs = sorted(init.dims[0] for init in onnx.load(str(fp32)).graph.initializer
+                              if len(init.dims) == 4)
+        assert (any(c % 16 for c in conv_outputs if c > 1)) == (not pad)  # 19 / 11 channels unless padded
+        for path in (fp32, int8):
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            names = {i.name for i in session.get_inputs()}
+            outputs[(pad, path is int8)] = [session.run(None, {k: v for k, v in feed.items() if k in names})[0]
+                                            for feed in feeds]
+    for quantized in (False, True):
+        for a, b in zip(outputs[(False, quantized)], outputs[(True, quantized)]):
+            assert a.shape == b.shape and np.array_equal(a, b)
