@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
 import sys
 from typing import Optional, Sequence
 
@@ -25,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=parse_size, default=(1024, 512), help="WIDTHxHEIGHT (1024x512)")
     parser.add_argument("--frames", type=int, default=40, help="frames streamed at interval 5 (40)")
     parser.add_argument("--repeats", type=int, default=10, help="repeats per stage in the breakdown")
+    parser.add_argument("--stream-rounds", type=int, default=5,
+                        help="interleaved rounds of the measured stream (each: step() and segment() at l=1 and 4)")
     parser.add_argument("--backends", default=DEFAULT_BACKENDS,
                         help="comma-separated backends to time in this run: torch, onnxruntime[:PRECISION]"
                              "[@THREADS] with PRECISION fp32, int8 (keyframe and propagation graphs "
@@ -153,7 +156,7 @@ def propagation_graph_ms_by_threads(backend, size: tuple[int, int], feeds: dict[
 
 
 def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False,
-                 output_1_8: bool = False) -> dict:
+                 output_1_8: bool = False, stream_rounds: int = 5) -> dict:
     """End-to-end stream timing (frame in memory -> full-resolution labels) on one backend; with
     `output_1_8` also the non-keyframe with labels at 1/8 (stream.output_resolution 1/8)."""
     segmenter = VideoSegmenter(build_backend(cfg, model), cfg.stream)
@@ -165,9 +168,12 @@ def time_backend(cfg, model, frames, interval: int = 5, op_profile: bool = False
         small = bench.time_stream(at_1_8, frames, interval=interval, warmup=1)
         extra["output_1_8"] = {"keyframe_ms": small.keyframe_median,
                                "non_keyframe_ms": small.non_keyframe_median}
-    # frames/s measured on the whole stream, at l = 1 and 4: step() by step(), and segment() (pipelined)
-    extra["stream_fps"] = {mode: {l: bench.stream_fps(segmenter, frames, l, pipelined=mode == "segment")
-                                  for l in (1, 4)} for mode in ("step", "segment")}
+    # frames/s measured on the whole stream, at l = 1 and 4: step() by step(), and segment() (pipelined),
+    # in interleaved rounds; the speed-up is the median of the rounds' l=4 / l=1 ratios
+    rates = bench.stream_fps(segmenter, frames, rounds=stream_rounds)
+    extra["stream_fps_rounds"] = rates
+    extra["stream_fps"] = {mode: {l: statistics.median(r) for l, r in by_l.items()} for mode, by_l in rates.items()}
+    extra["stream_speedup_rounds"] = {mode: bench.round_ratios(by_l[4], by_l[1]) for mode, by_l in rates.items()}
     segmenter.keyframe_interval = cfg.stream.keyframe_interval
     if segmenter.backend.name == "onnxruntime":
         size, feeds = graph_feeds(segmenter.backend, frames)  # once for both measurements
@@ -206,7 +212,8 @@ def run(args: argparse.Namespace) -> dict:
     for entry in parse_backends(args.backends):
         cfg = dataclasses.replace(base, runtime=entry.runtime(base.runtime))
         figures["backends"][entry.name] = time_backend(cfg, model, frames, op_profile=args.op_profile,
-                                                       output_1_8=args.output_1_8)
+                                                       output_1_8=args.output_1_8,
+                                                       stream_rounds=args.stream_rounds)
     int8 = [fig for fig in figures["backends"].values() if fig.get("keyframe_precision") == "int8"]
     if int8:  # the per-frame net a CPU user would otherwise run: the int8 keyframe graph, every frame
         # (its fastest keyframe among this run's int8 entries: the comparison never flatters GSVNet)
@@ -283,9 +290,11 @@ def print_report(figures: dict) -> None:
             line += (f", vs the int8 per-frame net ({figures['int8_per_frame_fps']:.1f} frames/s) "
                      f"{fig['fps_by_interval'][4] / figures['int8_per_frame_fps']:.2f}x")
         print(line)
-        measured = fig["stream_fps"]
-        line = (f"{name}: measured on the stream, l=4 vs l=1: step() {measured['step'][4] / measured['step'][1]:.2f}x, "
-                f"segment() {measured['segment'][4] / measured['segment'][1]:.2f}x")
+        measured, speedups = fig["stream_fps"], fig["stream_speedup_rounds"]
+        line = f"{name}: measured on the stream, l=4 vs l=1 (median of {len(speedups['step'])} interleaved rounds, " \
+               "range): " + ", ".join(f"{mode}() {statistics.median(speedups[mode]):.2f}x "
+                                      f"({min(speedups[mode]):.2f}-{max(speedups[mode]):.2f})"
+                                      for mode in ("step", "segment"))
         if "int8_per_frame_stream_fps" in figures:
             reference = figures["int8_per_frame_stream_fps"]
             line += (f"; vs the int8 per-frame net run the same way ({reference['step']:.1f} / "

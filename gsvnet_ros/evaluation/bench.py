@@ -27,6 +27,7 @@ __all__ = [
     "time_stream",
     "fps_by_interval",
     "stream_fps",
+    "round_ratios",
     "median_ms",
     "propagation_breakdown",
     "count_gmacs",
@@ -106,25 +107,38 @@ def time_stream(segmenter: VideoSegmenter, frames: Sequence[np.ndarray], interva
     return timing
 
 
-def stream_fps(segmenter: VideoSegmenter, frames: Sequence[np.ndarray], interval: int, pipelined: bool,
-               repeats: int = 3, period_ns: int = 50_000_000) -> float:
-    """Measured frames/s of the whole stream (every frame in memory -> labels) at keyframe interval
-    `interval`: one `step()` after another, or `segment()` (the next frame's host work and the last
-    one's output stage on a second thread); the median of `repeats` passes after one warm-up pass."""
-    segmenter.keyframe_interval = interval
+def stream_fps(segmenter: VideoSegmenter, frames: Sequence[np.ndarray], intervals: Sequence[int] = (1, 4),
+               modes: Sequence[str] = ("step", "segment"), rounds: int = 5, period_ns: int = 50_000_000
+               ) -> dict[str, dict[int, list[float]]]:
+    """Measured frames/s of the whole stream (every frame in memory -> labels): {mode: {interval: one rate
+    per round}}. Mode "step" runs one `step()` after another, "segment" runs `segment()` (the next frame's
+    host work and the last one's output stage on a second thread).
+
+    After one warm-up pass of each setting, every round runs one pass of every (mode, interval) in turn, so
+    a drift of the machine's speed (other tenants, clocks) meets every setting alike, and a ratio of two
+    settings can be taken within each round (`round_ratios`)."""
     items = [(frame, index * period_ns) for index, frame in enumerate(frames)]
-    rates = []
-    for _ in range(repeats + 1):
-        segmenter.reset()
-        start = time.perf_counter()
-        if pipelined:
-            for _ in segmenter.segment(items):
-                pass
-        else:
-            for frame, stamp in items:
-                segmenter.step(frame, stamp)
-        rates.append(len(items) / (time.perf_counter() - start))
-    return statistics.median(rates[1:])
+    rates: dict[str, dict[int, list[float]]] = {mode: {interval: [] for interval in intervals} for mode in modes}
+    for round_index in range(rounds + 1):
+        for mode in modes:
+            for interval in intervals:
+                segmenter.keyframe_interval = interval
+                segmenter.reset()
+                start = time.perf_counter()
+                if mode == "segment":
+                    for _ in segmenter.segment(items):
+                        pass
+                else:
+                    for frame, stamp in items:
+                        segmenter.step(frame, stamp)
+                if round_index:  # round 0 warms up
+                    rates[mode][interval].append(len(items) / (time.perf_counter() - start))
+    return rates
+
+
+def round_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
+    """numerator[i] / denominator[i] for each round i (two settings measured side by side)."""
+    return [a / b for a, b in zip(numerator, denominator)]
 
 
 def fps_by_interval(keyframe_ms: float, non_keyframe_ms: float, intervals: Sequence[int] = (1, 2, 3, 4, 5)

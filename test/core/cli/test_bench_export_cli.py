@@ -22,7 +22,8 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
     assert bench_main(["--size", "128x64", "--frames", "12", "--repeats", "2", "--no-macs", "--device", "cpu",
-                       "--backends", "torch,onnxruntime,onnxruntime:int8", "--output-1-8", "--json", str(out)]) == 0
+                       "--backends", "torch,onnxruntime,onnxruntime:int8", "--output-1-8", "--stream-rounds", "3",
+                       "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert set(figures["backends"]) == {"torch", "onnxruntime", "onnxruntime:int8"}
     assert "int8" in figures["backends"]["onnxruntime:int8"]["backend"]
@@ -41,6 +42,11 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     for fig in figures["backends"].values():  # measured on the stream, both ways, at l = 1 and 4
         assert set(fig["stream_fps"]) == {"step", "segment"}
         assert all(set(by_l) == {"1", "4"} and min(by_l.values()) > 0 for by_l in fig["stream_fps"].values())
+        for mode, by_l in fig["stream_fps_rounds"].items():  # 3 rounds; the figure is their median
+            assert all(len(rates) == 3 for rates in by_l.values())
+            assert fig["stream_fps"][mode]["4"] == pytest.approx(sorted(by_l["4"])[1])
+            ratios = [a / b for a, b in zip(by_l["4"], by_l["1"])]  # within each round
+            assert fig["stream_speedup_rounds"][mode] == pytest.approx(ratios)
     int8_fps = figures["backends"]["onnxruntime:int8"]["stream_fps"]
     assert figures["int8_per_frame_stream_fps"] == {mode: int8_fps[mode]["1"] for mode in ("step", "segment")}
     printed = capsys.readouterr().out
@@ -48,7 +54,7 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     assert "vs the int8 per-frame net" in printed and "non-keyframe graphs alone: 1 thread" in printed
     assert "labels at 1/8 (stream.output_resolution 1/8)" in printed
     assert "measured stream frames/s: step() l=1" in printed and "segment() l=1" in printed
-    assert "measured on the stream, l=4 vs l=1: step()" in printed and "vs the int8 per-frame net run the same way" in printed
+    assert "measured on the stream, l=4 vs l=1 (median of 3 interleaved rounds, range): step()" in printed and "vs the int8 per-frame net run the same way" in printed
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
 
@@ -123,3 +129,31 @@ def test_export_pads_to_32_and_quantizes_when_asked(tmp_path, capsys):
     assert lines[2].split()[:3] == ["propagation", "128x96", "int8"]
     assert lines[3].split()[:3] == ["flow", "128x96", "int8"]  # the default config's learned flow
     assert len(list(tmp_path.glob("*.onnx"))) == 8  # each graph in fp32 (the quantization source) and int8
+
+
+def test_stream_fps_interleaves_the_settings_round_by_round():
+    class Recorder:  # the segmenter's interface stream_fps uses; records the order of the passes
+        keyframe_interval = 1
+
+        def __init__(self):
+            self.passes = []
+
+        def reset(self):
+            self.passes.append([self.keyframe_interval])
+
+        def step(self, frame, stamp):
+            self.passes[-1].append("step")
+
+        def segment(self, items):
+            for _ in items:
+                self.passes[-1].append("segment")
+                yield None
+
+    recorder = Recorder()
+    rates = bench.stream_fps(recorder, [None] * 3, intervals=(1, 4), rounds=2)
+    assert {mode: {l: len(r) for l, r in by_l.items()} for mode, by_l in rates.items()} == {
+        "step": {1: 2, 4: 2}, "segment": {1: 2, 4: 2}}
+    settings = [(p[0], p[1]) for p in recorder.passes]
+    assert settings == [(1, "step"), (4, "step"), (1, "segment"), (4, "segment")] * 3  # warm-up + 2 rounds
+    assert all(len(p) == 4 for p in recorder.passes)  # every pass streams every frame
+    assert bench.round_ratios([4.0, 9.0], [2.0, 3.0]) == [2.0, 3.0]
