@@ -94,6 +94,9 @@ class RuntimeConfig:
     # intra-op threads of the flow, intra and propagation graphs (0 = `threads`; 2 beat 1 on the 2-core dev
     # machine, README "Non-keyframe speed on a CPU")
     onnx_propagation_threads: int = 0
+    # the same graphs' intra-op threads inside VideoSegmenter.segment(), whose own two threads already run
+    # the next frame's host work beside this frame's networks (0 = onnx_propagation_threads)
+    onnx_segment_threads: int = 0
     # onnxruntime backend: frame sizes whose keyframe + propagation sessions stay in memory (the
     # least recently used size is closed first; graphs have static shapes, one pair per size).
     onnx_max_sizes: int = 4
@@ -108,6 +111,8 @@ class RuntimeConfig:
         _check_range(self.threads, THREADS_RANGE, "runtime.threads", " (0 = library default)")
         _check_range(self.onnx_propagation_threads, THREADS_RANGE, "runtime.onnx_propagation_threads",
                      " (0 = runtime.threads)")
+        _check_range(self.onnx_segment_threads, THREADS_RANGE, "runtime.onnx_segment_threads",
+                     " (0 = runtime.onnx_propagation_threads)")
         _check_range(self.onnx_cache_max_mb, ONNX_CACHE_MAX_MB_RANGE, "runtime.onnx_cache_max_mb",
                      " (0 = no limit)")
         _check_range(self.onnx_max_sizes, ONNX_MAX_SIZES_RANGE, "runtime.onnx_max_sizes")

@@ -1,6 +1,7 @@
 """VideoSegmenter: the only holder of temporal state; keyframe policy, propagation, output stage."""
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -288,36 +289,39 @@ class VideoSegmenter:
         where the next frame is already there; it raises at the first frame step() would refuse (after
         yielding every result before it). One stream at a time per segmenter; no step() meanwhile. A
         frame array must stay unchanged until its result is yielded (a keyframe's full frame is read
-        then): a reader that refills one buffer must hand over copies.
+        then): a reader that refills one buffer must hand over copies. The backend runs in its
+        `pipelined()` mode meanwhile (ONNX Runtime: the non-keyframe graphs on `runtime.onnx_segment_threads`).
         """
         frames = iter(frames)
         glue = self._glue_threads
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsvnet-host",
                                   initializer=lambda: torch.set_num_threads(glue) if glue else None)
         finishing: Optional[Future] = None  # the output stage of the frame before, on the host thread
-        try:
-            item = next(frames, None)
-            upcoming = None if item is None else pool.submit(self._prepare_checked, *item, None,
-                                                             self._keyframe_due_after(None))
-            while upcoming is not None:
-                try:
-                    prepared = upcoming.result()  # step()'s InputError for a bad frame
-                    item = next(frames, None)
-                    upcoming = None if item is None else pool.submit(
-                        self._prepare_checked, *item, prepared, self._keyframe_due_after(prepared))
-                    with torch_threads(glue):
-                        decided = self._run_networks(prepared, None)
-                except Exception:
-                    if finishing is not None:  # every result before the failing frame, then its error
+        pipelined = getattr(self.backend, "pipelined", contextlib.nullcontext)  # a duck-typed backend may lack it
+        with pipelined():
+            try:
+                item = next(frames, None)
+                upcoming = None if item is None else pool.submit(self._prepare_checked, *item, None,
+                                                                 self._keyframe_due_after(None))
+                while upcoming is not None:
+                    try:
+                        prepared = upcoming.result()  # step()'s InputError for a bad frame
+                        item = next(frames, None)
+                        upcoming = None if item is None else pool.submit(
+                            self._prepare_checked, *item, prepared, self._keyframe_due_after(prepared))
+                        with torch_threads(glue):
+                            decided = self._run_networks(prepared, None)
+                    except Exception:
+                        if finishing is not None:  # every result before the failing frame, then its error
+                            yield finishing.result()
+                        raise
+                    if finishing is not None:
                         yield finishing.result()
-                    raise
+                    finishing = pool.submit(self._finish, decided)
                 if finishing is not None:
                     yield finishing.result()
-                finishing = pool.submit(self._finish, decided)
-            if finishing is not None:
-                yield finishing.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _prepare_checked(self, frame_rgb: np.ndarray, stamp_ns: int, previous: Optional[_Prepared],
                          keyframe_due: bool) -> _Prepared:

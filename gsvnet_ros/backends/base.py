@@ -85,6 +85,13 @@ class Backend(abc.ABC):
         itself a second thread, as in `VideoSegmenter.segment()`)."""
         return None
 
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """The block runs this backend from two threads of the caller's own, as `VideoSegmenter.segment()`
+        does (the next frame's `ahead` beside this frame's `propagate`); a backend may then run its steps
+        on fewer threads of its own. Results are the same. Nothing changes by default."""
+        yield
+
     def describe(self) -> str:
         """One line for logs: backend, keyframe network and device."""
         return f"{self.name} backend, {self.model_name}, {self.device}"

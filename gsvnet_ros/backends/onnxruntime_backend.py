@@ -7,12 +7,13 @@ the disk cache (no export).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -90,7 +91,8 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, model: GSVNet, *, threads: int = 0, use_cuda: bool = False,
                  cache_dir: Optional[str] = None, precision: str = "fp32",
                  cache_max_mb: int = DEFAULT_CACHE_MAX_MB, max_sizes: int = DEFAULT_MAX_SIZES,
-                 propagation_precision: Optional[str] = None, propagation_threads: int = 0) -> None:
+                 propagation_precision: Optional[str] = None, propagation_threads: int = 0,
+                 segment_threads: int = 0) -> None:
         import onnxruntime as ort
 
         if isinstance(max_sizes, bool) or not isinstance(max_sizes, int) or max_sizes < 1:
@@ -105,6 +107,10 @@ class OnnxRuntimeBackend(Backend):
         self._export_threads = threads or torch.get_num_threads()
         self._threads = {"keyframe": threads, "propagation": propagation_threads or threads}
         self._threads["flow"] = self._threads["intra"] = self._threads["propagation"]
+        # the flow, intra and propagation graphs' threads while `pipelined()` (segment()); 0 = as above
+        self._segment_threads = segment_threads
+        self._pipelines = 0  # pipelined() blocks running now
+        self._pipelines_lock = threading.Lock()
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._cache_max_mb = cache_max_mb
         # precision of each graph; the propagation graph follows the keyframe graph unless chosen
@@ -124,8 +130,8 @@ class OnnxRuntimeBackend(Backend):
                 raise ValueError(f"runtime.{key} int8 is for the CPU execution provider; expected fp32 "
                                  "with CUDA (or backend: torch with half: true)")
         self.max_sizes = max_sizes
-        # (height, width) -> {part: InferenceSession}, least recently used first.
-        self._sessions: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        # (height, width) -> {(part, intra-op threads): InferenceSession}, least recently used first.
+        self._sessions: OrderedDict[tuple[int, int], dict[tuple[str, int], Any]] = OrderedDict()
         # ((height, width), part) -> the session's input names (the exporter drops inputs a graph
         # does not use: with DIS and no phi, the frame itself)
         self._inputs: dict[tuple[tuple[int, int], str], frozenset[str]] = {}
@@ -155,7 +161,8 @@ class OnnxRuntimeBackend(Backend):
                    cache_dir=cfg.runtime.onnx_cache_dir, precision=cfg.runtime.onnx_precision,
                    cache_max_mb=cfg.runtime.onnx_cache_max_mb, max_sizes=cfg.runtime.onnx_max_sizes,
                    propagation_precision=cfg.runtime.onnx_propagation_precision,
-                   propagation_threads=cfg.runtime.onnx_propagation_threads)
+                   propagation_threads=cfg.runtime.onnx_propagation_threads,
+                   segment_threads=cfg.runtime.onnx_segment_threads)
 
     def describe(self) -> str:
         key, prop = self.precisions["keyframe"], self.precisions["propagation"]
@@ -166,8 +173,28 @@ class OnnxRuntimeBackend(Backend):
         return f"{self.name} backend ({self.providers[0]}{precision}{threads}), {self.model_name}"
 
     def threads(self, part: str) -> int:
-        """Intra-op threads of the sessions of `part` (0 = ONNX Runtime's default)."""
+        """Intra-op threads of the sessions of `part` (0 = ONNX Runtime's default); inside `pipelined()`
+        the flow, intra and propagation graphs run on `segment_threads` when that is set."""
+        if part != "keyframe" and self._segment_threads and self._pipelines:
+            return self._segment_threads
         return self._threads[part]
+
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """segment()'s two threads already run the next frame's flow and phi beside this frame's correction
+        graph, so their sessions' own thread pools then only contend for the cores: with `segment_threads`
+        set, the non-keyframe graphs run on that many threads inside the block (sessions of their own,
+        made on first use; the keyframe graph keeps its threads). A/B on the 2-core dev machine, int8,
+        1024x512, l = 4, 6 interleaved rounds of 40 frames: segment() 3.19x (3.12-3.26) the per-frame
+        stream's frames/s on one thread against 3.05x (2.82-3.14) on two (runs-local script); step() is
+        best on two (2.97x against 2.83x), so it keeps `propagation_threads`."""
+        with self._pipelines_lock:
+            self._pipelines += 1
+        try:
+            yield
+        finally:
+            with self._pipelines_lock:
+                self._pipelines -= 1
 
     def graph_path(self, part: str, height: int, width: int) -> Path:
         """The verified cached graph of `part` for full-resolution frames of height x width (exported once)."""
@@ -182,7 +209,8 @@ class OnnxRuntimeBackend(Backend):
 
     @property
     def session_count(self) -> int:
-        """InferenceSessions held in memory now (at most 4 * max_sizes: keyframe, intra, propagation, flow)."""
+        """InferenceSessions held in memory now (per size: the keyframe graph's, and the intra, propagation
+        and flow graphs' at up to two thread counts, see `pipelined`)."""
         return sum(len(parts) for parts in self._sessions.values())
 
     @property
@@ -198,10 +226,11 @@ class OnnxRuntimeBackend(Backend):
         """
         if part not in PARTS:
             raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+        threads = self.threads(part)
         with self._sessions_lock:
-            return self._session(part, (height, width))
+            return self._session(part, (height, width), threads)
 
-    def _session(self, part: str, key: tuple[int, int]):
+    def _session(self, part: str, key: tuple[int, int], threads: int):
         height, width = key
         parts = self._sessions.get(key)
         if parts is None:
@@ -213,12 +242,11 @@ class OnnxRuntimeBackend(Backend):
             parts = self._sessions[key] = {}
         else:
             self._sessions.move_to_end(key)
-        if part not in parts:
-            session = parts[part] = self._ort.InferenceSession(
-                str(self.graph_path(part, height, width)), session_options(self._threads[part]),
-                providers=self.providers)
+        if (part, threads) not in parts:
+            session = parts[(part, threads)] = self._ort.InferenceSession(
+                str(self.graph_path(part, height, width)), session_options(threads), providers=self.providers)
             self._inputs[(key, part)] = frozenset(node.name for node in session.get_inputs())
-        return parts[part]
+        return parts[(part, threads)]
 
     @staticmethod
     def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -132,18 +132,49 @@ def test_segment_of_nothing_yields_nothing_and_a_generator_closed_early_stops_it
     assert not ({t.name for t in threading.enumerate() if t.name.startswith("gsvnet-host")} - before)
 
 
-def test_segment_on_the_onnxruntime_backend_equals_step(tmp_path):
+@pytest.mark.parametrize("segment_threads", [0, 1])
+def test_segment_on_the_onnxruntime_backend_equals_step(tmp_path, segment_threads):
     pytest.importorskip("onnxruntime")
+    from gsvnet_ros.backends import onnxruntime_backend
     from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     torch.manual_seed(0)
-    backend = OnnxRuntimeBackend(build_gsvnet(ModelConfig(flow="dis")), threads=2, cache_dir=str(tmp_path))
+    backend = OnnxRuntimeBackend(build_gsvnet(ModelConfig(flow="dis")), threads=2, cache_dir=str(tmp_path),
+                                 segment_threads=segment_threads)
+    made = []  # (part, intra-op threads) of every session the backend makes
+    real_options = onnxruntime_backend.session_options
     items = [(frame, i * 50 * MS) for i, frame in enumerate(_moving(7))]
     stream = StreamConfig(keyframe_interval=4)
     stepped = VideoSegmenter(backend, stream)
     expected = [stepped.step(*item) for item in items]
-    for a, b in zip(VideoSegmenter(backend, stream).segment(items), expected, strict=True):
-        _same(a, b)
+    made_by_step = backend.session_count
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnxruntime_backend, "session_options",
+                      lambda threads=0, **kw: made.append(threads) or real_options(threads, **kw))
+        for a, b in zip(VideoSegmenter(backend, stream).segment(items), expected, strict=True):
+            _same(a, b)
+    assert backend.threads("propagation") == backend.threads("intra") == 2  # outside segment() again
+    if segment_threads:  # intra and correction graphs on one thread inside segment(): sessions of their own
+        assert sorted(made) == [1, 1] and backend.session_count == made_by_step + 2
+    else:
+        assert made == [] and backend.session_count == made_by_step
+
+
+def test_pipelined_runs_the_non_keyframe_graphs_on_segment_threads_until_the_last_block_ends():
+    pytest.importorskip("onnxruntime")
+    from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(build_gsvnet(ModelConfig(flow="dis")), threads=2, segment_threads=1)
+    parts = ("keyframe", "intra", "propagation", "flow")
+    assert [backend.threads(p) for p in parts] == [2, 2, 2, 2]
+    with backend.pipelined():
+        with backend.pipelined():  # two segment() streams on one backend
+            assert [backend.threads(p) for p in parts] == [2, 1, 1, 1]
+        assert backend.threads("propagation") == 1
+    assert [backend.threads(p) for p in parts] == [2, 2, 2, 2]
+    with pytest.raises(RuntimeError), backend.pipelined():
+        raise RuntimeError("a failing stream")
+    assert backend.threads("intra") == 2
 
 
 def test_segment_yields_the_results_before_a_frame_whose_network_fails(backend, monkeypatch):
