@@ -159,7 +159,7 @@ class _CorrectionGraph(nn.Module):
     """(warped_1_8, intra_1_8, labels_1_8) -> the guide's weights: the guiding net G of the spatially-varying
     correction (Eq. 2), with the edge map of the warped logits from their labels (argmax, computed on the
     host by `labels_kernel`). The host runs the flow (DIS, or the "flow" graph), the warp (Eq. 1), phi
-    (the "intra" graph), the labels and Eq. 2's final weighted sum in torch:
+    (the "intra" graph), the labels and Eq. 2's final weighted sum (`fusion_kernel`, or torch):
     in one graph, ONNX Runtime's CPU GridSample took 1.1 ms of the 5.3 ms fp32 DIS graph at 1024x512
     (2 threads, `gsvnet-bench --op-profile`; torch's grid_sample 0.2 ms) and the sum's broadcast
     Mul/Add/Slice kernels 0.8 ms (torch 0.3 ms). Without phi, intra_1_8 is unused (dropped)."""
@@ -178,7 +178,7 @@ GRAPH_INPUTS = {"keyframe": ["frame"], "flow": ["frame_1_8", "prev_frame_1_8"], 
                 "propagation": ["warped_1_8", "intra_1_8", "labels_1_8"]}
 
 
-# the guide's weights are summed on the host with the shifted warped logits and phi's (gsv.fuse_inference)
+# the guide's weights are summed on the host with the shifted warped logits and phi's (onnxruntime_backend.fused)
 GRAPH_OUTPUTS = {"keyframe": ["logits_1_8"], "flow": ["flow_1_8"], "intra": ["intra_1_8"],
                  "propagation": ["weights_1_8"]}
 

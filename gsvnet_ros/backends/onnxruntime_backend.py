@@ -20,13 +20,14 @@ import torch
 
 from ..config import ConfigError, GSVNetConfig, RuntimeConfig
 from ..models.dis_flow import dis_flow_1_8
+from ..models.gsv import GuidedSpatiallyVaryingConv
 from ..models.gsvnet import GSVNet
 from ..output_stage import compiled_kernel_available
 from .base import Ahead, Backend, torch_threads
 from .onnx_export import (DEFAULT_CACHE_MAX_MB, PARTS, PRECISIONS, cached_export, default_cache_dir,
                           model_fingerprint)
 
-__all__ = ["OnnxRuntimeBackend", "onnxruntime_available", "session_options", "warped_labels",
+__all__ = ["OnnxRuntimeBackend", "onnxruntime_available", "session_options", "warped_labels", "fused",
            "DEFAULT_MAX_SIZES"]
 
 DEFAULT_MAX_SIZES = RuntimeConfig.onnx_max_sizes
@@ -70,6 +71,18 @@ def warped_labels(warped_1_8: torch.Tensor) -> torch.Tensor:
 
         return torch.from_numpy(channel_argmax(warped_1_8.detach().numpy()))
     return warped_1_8.argmax(1, keepdim=True).float()
+
+
+def fused(gsv: GuidedSpatiallyVaryingConv, warped_1_8: torch.Tensor, weights_1_8: torch.Tensor,
+          intra_1_8: Optional[torch.Tensor]) -> torch.Tensor:
+    """Eq. 2's weighted sum of the candidates: the compiled kernel (`fusion_kernel`, 0.12 instead of 0.26 ms
+    at 19x64x128 on one thread, the same sums), or `gsv.fuse_inference` without numba or with learnable
+    shift kernels. `weights_1_8` may be overwritten."""
+    if compiled_kernel_available() and not gsv.shifts.learnable:
+        from ..fusion_kernel import fuse_on_host  # imports numba
+
+        return fuse_on_host(warped_1_8, weights_1_8, intra_1_8, gsv.shifts.offsets)
+    return gsv.fuse_inference(warped_1_8, weights_1_8, intra_1_8)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -302,8 +315,8 @@ class OnnxRuntimeBackend(Backend):
     def propagate(self, frame_1_8: torch.Tensor, prev_frame_1_8: torch.Tensor,
                   prev_logits_1_8: torch.Tensor, ahead: Optional[Ahead] = None) -> torch.Tensor:
         """`ahead` (the flow and phi's graph, unless given), the warp (Eq. 1) in torch, the warped logits'
-        labels (`warped_labels`), the correction graph (the guide's weights), and Eq. 2's weighted sum in
-        torch."""
+        labels (`warped_labels`), the correction graph (the guide's weights), and Eq. 2's weighted sum on the
+        host (`fused`)."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
         if ahead is None or ahead.flow_1_8 is None or (self.model.cfg.use_intra and ahead.intra_1_8 is None):
             ahead = self.ahead(frame_1_8, prev_frame_1_8)
@@ -312,4 +325,4 @@ class OnnxRuntimeBackend(Backend):
         if ahead.intra_1_8 is not None:
             feeds["intra_1_8"] = ahead.intra_1_8
         (weights,) = self._run("propagation", height, width, feeds)
-        return self.model.gsv.fuse_inference(warped, torch.from_numpy(weights), ahead.intra_1_8)  # Eq. 2's sum
+        return fused(self.model.gsv, warped, torch.from_numpy(weights), ahead.intra_1_8)  # Eq. 2's sum

@@ -258,4 +258,4 @@ def test_one_backend_makes_its_sessions_one_at_a_time(monkeypatch, tmp_path):
     sessions = _at_once(lambda: backend.session("keyframe", 64, 96), lambda: backend.session("intra", 64, 96),
                         lambda: backend.session("intra", 64, 96))
     assert state["most"] == 1 and sessions[1] is sessions[2]
-    assert set(backend._sessions[(64, 96)]) == {"keyframe", "intra"}
+    assert set(backend._sessions[(64, 96)]) == {("keyframe", 1), ("intra", 1)}  # (part, threads)
