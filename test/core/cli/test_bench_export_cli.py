@@ -54,7 +54,11 @@ def test_bench_times_every_backend_and_writes_json(tmp_path, monkeypatch, capsys
     assert "vs the int8 per-frame net" in printed and "non-keyframe graphs alone: 1 thread" in printed
     assert "labels at 1/8 (stream.output_resolution 1/8)" in printed
     assert "measured stream frames/s: step() l=1" in printed and "segment() l=1" in printed
-    assert "measured on the stream, l=4 vs l=1 (median of 3 interleaved rounds, range): step()" in printed and "vs the int8 per-frame net run the same way" in printed
+    measured = {line.split(": measured")[0]: line for line in printed.splitlines() if ": measured on the stream, l=4 vs l=1 (median "
+                "of 3 interleaved rounds, range): step()" in line}
+    assert set(measured) == {"torch", "onnxruntime", "onnxruntime:int8"}
+    assert "its l=1 runs the int8 keyframe graph on every frame" in measured["onnxruntime:int8"]
+    assert all("vs the int8 per-frame net run the same way" in measured[name] for name in ("torch", "onnxruntime"))
     assert list((tmp_path / "cache" / "gsvnet_ros" / "onnx").glob("*_keyframe_int8_64x128_*.onnx"))
 
 
