@@ -19,7 +19,7 @@ LAYERS = (
     ("foundation", ("gsvnet_ros", "gsvnet_ros.config", "gsvnet_ros.labels", "gsvnet_ros.reporting",
                     "gsvnet_ros.entry_points")),
     ("arrays and data", ("gsvnet_ros.codec", "gsvnet_ros.metrics", "gsvnet_ros.output_stage", "gsvnet_ros.output_kernel",
-                         "gsvnet_ros.preprocess_kernel", "gsvnet_ros.labels_kernel",
+                         "gsvnet_ros.preprocess_kernel", "gsvnet_ros.labels_kernel", "gsvnet_ros.fusion_kernel",
                          "gsvnet_ros.data")),
     ("networks", ("gsvnet_ros.models",)),
     ("inference", ("gsvnet_ros.backends",)),
