@@ -223,7 +223,8 @@ class OnnxRuntimeBackend(Backend):
     @property
     def session_count(self) -> int:
         """InferenceSessions held in memory now (per size: the keyframe graph's, and the intra, propagation
-        and flow graphs' at up to two thread counts, see `pipelined`)."""
+        and flow graphs' at each thread count they ran on: as configured, inside `pipelined`, and phi's
+        beside DIS)."""
         return sum(len(parts) for parts in self._sessions.values())
 
     @property
@@ -231,15 +232,16 @@ class OnnxRuntimeBackend(Backend):
         """(height, width) of the sizes whose sessions are in memory, least recently used first."""
         return list(self._sessions)
 
-    def session(self, part: str, height: int, width: int):
-        """The InferenceSession for `part` at full-resolution size height x width.
+    def session(self, part: str, height: int, width: int, threads: Optional[int] = None):
+        """The InferenceSession for `part` at full-resolution size height x width, on `threads` intra-op
+        threads (None: `threads(part)`).
 
         Using a size makes it the most recently used; a new size beyond `max_sizes` closes the
         sessions of the least recently used one first.
         """
         if part not in PARTS:
             raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
-        threads = self.threads(part)
+        threads = self.threads(part) if threads is None else threads
         with self._sessions_lock:
             return self._session(part, (height, width), threads)
 
@@ -270,12 +272,21 @@ class OnnxRuntimeBackend(Backend):
         (logits,) = self.session("keyframe", height, width).run(None, {"frame": self._numpy(frame)})
         return torch.from_numpy(logits)
 
-    def _run(self, part: str, height: int, width: int, feeds: dict[str, torch.Tensor]) -> list[np.ndarray]:
-        session = self.session(part, height, width)
+    def _run(self, part: str, height: int, width: int, feeds: dict[str, torch.Tensor],
+             threads: Optional[int] = None) -> list[np.ndarray]:
+        session = self.session(part, height, width, threads)
         used = self._inputs.get(((height, width), part))  # None: evicted meanwhile by another thread
         if used is None:
             used = frozenset(node.name for node in session.get_inputs())
         return session.run(None, {name: self._numpy(value) for name, value in feeds.items() if name in used})
+
+    def _beside_dis_threads(self) -> int:
+        """phi's threads while DIS runs beside it: one fewer than its graph's (all cores for 0), at least one,
+        so DIS keeps a core. A/B on the 2-core dev machine (int8, 1024x512, step() at l = 4 against the
+        per-frame stream, 6 interleaved rounds of 40 frames, `runs`-local script): 3.09x with phi on one
+        thread against 2.98x on two."""
+        threads = self.threads("intra") or os.cpu_count() or 1
+        return max(1, threads - 1)
 
     def _phi_thread(self) -> ThreadPoolExecutor:
         with self._phi_lock:
@@ -291,13 +302,15 @@ class OnnxRuntimeBackend(Backend):
         A/Bs (int8, DIS ultrafast, 1024x512, alternating passes over 24 frames at l = 4): a `step()`
         non-keyframe 3.89 instead of 4.17 ms and 4.49 instead of 4.65 ms (4.40 / 4.84 instead of 4.88 /
         5.51 with one propagation thread); inside `segment()`, whose host thread already runs beside the
-        networks, it cost 1-2 % of frames/s, so segment() asks for no overlap."""
+        networks, it cost 1-2 % of frames/s, so segment() asks for no overlap. Beside DIS, phi's graph
+        runs on one thread fewer than configured (`_beside_dis_threads`)."""
         height, width = 8 * int(frame_1_8.shape[-2]), 8 * int(frame_1_8.shape[-1])
         cfg = self.model.cfg
         intra = None
         if overlap and cfg.use_intra and cfg.flow == "dis":  # phi's graph beside DIS: they are independent
-            self.session("intra", height, width)  # made (exported, quantized) on this thread
-            intra = self._phi_thread().submit(self._run, "intra", height, width, {"frame_1_8": frame_1_8})
+            beside = self._beside_dis_threads()
+            self.session("intra", height, width, beside)  # made (exported, quantized) on this thread
+            intra = self._phi_thread().submit(self._run, "intra", height, width, {"frame_1_8": frame_1_8}, beside)
         if cfg.flow == "dis":
             flow = dis_flow_1_8(frame_1_8, prev_frame_1_8, cfg.dis_preset, cfg.dis_finest_scale)
         else:

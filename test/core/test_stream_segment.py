@@ -154,10 +154,30 @@ def test_segment_on_the_onnxruntime_backend_equals_step(tmp_path, segment_thread
         for a, b in zip(VideoSegmenter(backend, stream).segment(items), expected, strict=True):
             _same(a, b)
     assert backend.threads("propagation") == backend.threads("intra") == 2  # outside segment() again
-    if segment_threads:  # intra and correction graphs on one thread inside segment(): sessions of their own
-        assert sorted(made) == [1, 1] and backend.session_count == made_by_step + 2
-    else:
-        assert made == [] and backend.session_count == made_by_step
+    # step() ran phi beside DIS on one thread (and G on two); segment() runs phi alone (no overlap) and G
+    # on segment_threads (0: the configured 2), so it makes the sessions step() did not
+    assert made == ([1] if segment_threads else [2])  # G on one thread / phi on its configured two
+    assert backend.session_count == made_by_step + 1
+
+
+def test_phi_beside_dis_runs_on_one_thread_fewer_and_gives_the_same_logits(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from gsvnet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    torch.manual_seed(0)
+    model = build_gsvnet(ModelConfig(flow="dis"))
+    frames = [torch.rand(1, 3, 8, 12) for _ in range(2)]
+    results = {}
+    for threads in (3, 1):
+        backend = OnnxRuntimeBackend(model, threads=threads, cache_dir=str(tmp_path))
+        assert backend._beside_dis_threads() == max(1, threads - 1)
+        overlapped, alone = backend.ahead(*frames), backend.ahead(*frames, overlap=False)
+        assert torch.equal(overlapped.intra_1_8, alone.intra_1_8) and torch.equal(overlapped.flow_1_8, alone.flow_1_8)
+        assert {key for key in backend._sessions[(64, 96)]} == {("intra", threads), ("intra", max(1, threads - 1))}
+        results[threads] = overlapped.intra_1_8
+    assert torch.equal(results[3], results[1])
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert OnnxRuntimeBackend(model, threads=0, cache_dir=str(tmp_path))._beside_dis_threads() == 3
 
 
 def test_pipelined_runs_the_non_keyframe_graphs_on_segment_threads_until_the_last_block_ends():
