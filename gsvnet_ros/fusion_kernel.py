@@ -7,7 +7,7 @@ views of a padded copy (`GuidedSpatiallyVaryingConv.fuse_inference`, ~0.25 ms at
 most of it per-call overhead). Here each shift of each class plane is one contiguous run over the flat
 plane: a shift by (dy, dx) reads index i + dy * w + dx. Rows that leave the frame are left out of the run;
 for columns, the weights of a shift are first set to 0 where it leaves the frame sideways, so what a run
-reads from the neighbouring row there is multiplied by 0, as the zero padding would be. ~0.11 ms; the
+reads from the neighbouring row there is multiplied by 0, as the zero padding would be. ~0.12 ms; the
 same products summed in the same order (candidate 0 first) as `fuse_inference`.
 """
 from __future__ import annotations

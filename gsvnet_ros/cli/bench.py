@@ -319,6 +319,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.frames < 12:
         return fail(f"--frames must be at least 12 to time both frame types, got {args.frames}")
+    if args.stream_rounds < 1:
+        return fail(f"--stream-rounds must be at least 1, got {args.stream_rounds}")
     try:
         parse_backends(args.backends)
     except ValueError as exc:

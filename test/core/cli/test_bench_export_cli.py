@@ -103,6 +103,8 @@ def test_fp32_reference_relates_conv_time_and_the_2x_target_to_a_gemm(capsys):
 def test_bench_rejects_too_few_frames_and_unknown_backends(capsys):
     assert bench_main(["--frames", "5"]) == 2
     assert "--frames must be at least 12" in capsys.readouterr().err
+    assert bench_main(["--stream-rounds", "0"]) == 2
+    assert "--stream-rounds must be at least 1, got 0" in capsys.readouterr().err
     assert bench_main(["--backends", "torch,onnxruntime:int4"]) == 2
     assert "--backends entry 'onnxruntime:int4' is not one of" in capsys.readouterr().err
 
