@@ -12,6 +12,7 @@ same products summed in the same order (candidate 0 first) as `fuse_inference`.
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import numpy as np
@@ -63,6 +64,15 @@ def _fuse(warped, weights, dys, dxs, intra, intra_index, out, height, width):
                 out[base + k] += weights[row + k] * intra[base + k]
 
 
+@functools.lru_cache(maxsize=8)
+def _shift_arrays(offsets: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(dys, dxs) as int64 arrays, made once per list of shifts rather than every frame."""
+    dys = np.array([dy for dy, _ in offsets], np.int64)
+    dxs = np.array([dx for _, dx in offsets], np.int64)
+    dys.flags.writeable = dxs.flags.writeable = False
+    return dys, dxs
+
+
 def fuse_on_host(warped: torch.Tensor, weights: torch.Tensor, intra: Optional[torch.Tensor],
                  offsets: Sequence[tuple[int, int]]) -> torch.Tensor:
     """Eq. 2 for (1, C, h, w) float32 CPU logits `warped`, (1, K, h, w) `weights` whose first len(offsets)
@@ -73,8 +83,7 @@ def fuse_on_host(warped: torch.Tensor, weights: torch.Tensor, intra: Optional[to
     if tuple(offsets[0]) != (0, 0):
         raise ValueError(f"fuse_on_host: the first shift must be the identity (0, 0), got {offsets[0]}")
     plane = height * width
-    dys = np.array([dy for dy, _ in offsets], np.int64)
-    dxs = np.array([dx for _, dx in offsets], np.int64)
+    dys, dxs = _shift_arrays(tuple(map(tuple, offsets)))
     candidates = weights.detach().contiguous().numpy().reshape(-1, plane)
     _zero_outside_columns(candidates, dxs, height, width)
     flat = warped.detach().contiguous().numpy().reshape(-1)

@@ -117,8 +117,8 @@ class GSVNet(nn.Module):
     def guide_weights(self, warped_1_8: torch.Tensor, intra_1_8: torch.Tensor | None,
                       labels_1_8: torch.Tensor | None = None) -> torch.Tensor:
         """The guide's per-pixel weights for S^- and phi's prediction (`intra_logits`): Eq. 2 without its
-        final weighted sum (the ONNX backend's correction graph; the host sums with
-        `gsv.fuse_inference`). labels_1_8: argmax(S^-) for the edge map, (B, 1, h, w), when given."""
+        final weighted sum (the ONNX backend's correction graph; the host sums them,
+        `onnxruntime_backend.fused`). labels_1_8: argmax(S^-) for the edge map, (B, 1, h, w), when given."""
         _check_batch("guide_weights warped_1_8", warped_1_8, self.num_classes)
         return self.gsv.guide_weights(warped_1_8, intra_1_8 if intra_1_8 is not None else warped_1_8,
                                       labels_1_8)
