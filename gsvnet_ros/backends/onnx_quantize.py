@@ -79,7 +79,6 @@ def propagation_calibration_feeds(model: "GSVNet", height: int, width: int, coun
     inputs it has)."""
     from ..models.dis_flow import dis_flow_1_8
     from ..models.preprocess import downsample_1_8, normalize
-    from .onnxruntime_backend import warped_labels
 
     model = model.eval()
     feeds = []
@@ -97,7 +96,9 @@ def propagation_calibration_feeds(model: "GSVNet", height: int, width: int, coun
                 warped = model.warp(logits, flow)
                 feed = {"frame_1_8": current.numpy(), "prev_frame_1_8": previous.numpy(),
                         "warped_1_8": warped.numpy(),
-                        "labels_1_8": warped_labels(warped).numpy()}  # as the backend feeds them
+                        # torch's argmax: the labels onnxruntime_backend.warped_labels gives (tested), without
+                        # importing that module (it imports this one through onnx_export: a cycle)
+                        "labels_1_8": warped.argmax(1, keepdim=True).float().numpy()}
                 intra = model.intra_logits(current)
                 if intra is not None:
                     feed["intra_1_8"] = intra.numpy()
